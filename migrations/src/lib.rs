@@ -1,0 +1,23 @@
+//! The database schema of actiongate, as sea-orm migrations.
+//!
+//! The gateway applies these at start-up and with `actiongate migrate`. The same
+//! migrations serve SQLite (the embedded default) and PostgreSQL (production).
+//!
+//! Timestamps are stored as `BIGINT` microseconds since the Unix epoch on both
+//! backends. That keeps keyset cursors exact (a cursor compares the very integer it
+//! was made from), gives both backends the same ordering, and avoids SQLite's
+//! text timestamps, whose order depends on how they were formatted.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261201_000001_create_actions;
+
+/// Applies every migration of the project, in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261201_000001_create_actions::Migration)]
+    }
+}

@@ -1,0 +1,291 @@
+//! The command line and settings: one typed [`Config`].
+//!
+//! Every setting is a flag and an `ACTIONGATE_*` environment variable (the names
+//! are part of the contract, see the README). [`Cli::parse_args`] reads them;
+//! tests build a [`Config`] directly with [`Config::new`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::providers::config::ProvidersFile;
+
+/// actiongate: a GraphQL gateway for security actions.
+#[derive(Debug, Parser)]
+#[command(name = "actiongate", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+/// What to do; `serve` when none is given.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the GraphQL schema (SDL) and exit.
+    Schema,
+    /// Mint a token with the development key (or --jwt-secret) and print it.
+    Token(TokenArgs),
+}
+
+/// `actiongate token …`
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// Tenant id (`tid`).
+    #[arg(long, default_value = "dev-tenant")]
+    pub tenant: String,
+    /// App id (`appid`).
+    #[arg(long, default_value = "dev-app")]
+    pub app: String,
+    /// User (`upn` and `sub`).
+    #[arg(long, default_value = "dev-user")]
+    pub user: String,
+    /// Role: read, readwrite, or a full role name; repeat for several.
+    #[arg(long = "role", default_value = "readwrite")]
+    pub roles: Vec<String>,
+    /// Lifetime, e.g. 90s, 30m, 1h, 7d.
+    #[arg(long, default_value = "1h")]
+    pub ttl: String,
+}
+
+/// Settings shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Address to listen on; port 0 picks a free port (the bound address is logged).
+    #[arg(
+        long,
+        env = "ACTIONGATE_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub listen: SocketAddr,
+    /// Database URL: sqlite://… or postgres://… [default: sqlite://<data-dir>/actiongate.db?mode=rwc]
+    #[arg(
+        long,
+        env = "ACTIONGATE_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Directory for the SQLite database, blocklists and the development key.
+    #[arg(
+        long,
+        env = "ACTIONGATE_DATA_DIR",
+        default_value = "data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+    /// Provider configuration (TOML); without it, one blocklist provider under <data-dir>/blocklists.
+    #[arg(long, env = "ACTIONGATE_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// HS256 secret for tokens (at least 32 bytes).
+    #[arg(
+        long,
+        env = "ACTIONGATE_JWT_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub jwt_secret: Option<String>,
+    /// PEM file with the RS256 or ES256 public key tokens are signed with.
+    #[arg(long, env = "ACTIONGATE_JWT_PUBLIC_KEY", global = true)]
+    pub jwt_public_key: Option<PathBuf>,
+    /// JWKS file path or http(s) URL; keys are chosen by `kid`.
+    #[arg(long, env = "ACTIONGATE_JWKS", global = true)]
+    pub jwks: Option<String>,
+    /// Required token issuer (`iss`); unchecked when unset.
+    #[arg(long, env = "ACTIONGATE_JWT_ISSUER", global = true)]
+    pub jwt_issuer: Option<String>,
+    /// Required token audience (`aud`); unchecked when unset.
+    #[arg(long, env = "ACTIONGATE_JWT_AUDIENCE", global = true)]
+    pub jwt_audience: Option<String>,
+    /// Most database connections.
+    #[arg(
+        long,
+        env = "ACTIONGATE_DB_MAX_CONNECTIONS",
+        default_value_t = 16,
+        global = true
+    )]
+    pub db_max_connections: u32,
+    /// Longest a database statement may run, e.g. 10s.
+    #[arg(long, env = "ACTIONGATE_STATEMENT_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub statement_timeout: Duration,
+    /// Log format: text or json.
+    #[arg(
+        long,
+        env = "ACTIONGATE_LOG_FORMAT",
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Cli {
+    /// Parses the process arguments and environment.
+    pub fn parse_args() -> Cli {
+        Cli::parse()
+    }
+}
+
+/// How tokens are verified.
+#[derive(Debug, Clone)]
+pub enum TokenKeys {
+    /// The development secret under the data directory, created if absent.
+    Development,
+    /// An HS256 secret.
+    Secret(String),
+    /// A PEM public key file.
+    PublicKey(PathBuf),
+    /// A JWKS file or URL.
+    Jwks(String),
+}
+
+/// Everything the gateway needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub data_dir: PathBuf,
+    pub providers: ProvidersFile,
+    pub token_keys: TokenKeys,
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Option<String>,
+    pub db_max_connections: u32,
+    pub statement_timeout: Duration,
+}
+
+impl Config {
+    /// The defaults of `cargo run`, with data under `data_dir` and the database
+    /// at `database_url` (SQLite under `data_dir` when `None`).
+    pub fn new(data_dir: impl Into<PathBuf>, database_url: Option<String>) -> Config {
+        let data_dir = data_dir.into();
+        Config {
+            listen: "127.0.0.1:8080".parse().expect("a literal address"),
+            database_url: database_url.unwrap_or_else(|| default_database_url(&data_dir)),
+            providers: ProvidersFile::default_blocklist(&data_dir),
+            data_dir,
+            token_keys: TokenKeys::Development,
+            jwt_issuer: None,
+            jwt_audience: None,
+            db_max_connections: 16,
+            statement_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Resolves settings into a config, reading the provider file if named.
+    pub fn from_settings(settings: &Settings) -> Result<Config, String> {
+        let mut config = Config::new(&settings.data_dir, settings.database_url.clone());
+        config.listen = settings.listen;
+        if let Some(path) = &settings.config {
+            config.providers = ProvidersFile::load(path, &settings.data_dir)?;
+        }
+        let sources = [
+            settings.jwt_secret.is_some(),
+            settings.jwt_public_key.is_some(),
+            settings.jwks.is_some(),
+        ];
+        if sources.iter().filter(|s| **s).count() > 1 {
+            return Err("give one of --jwt-secret, --jwt-public-key and --jwks".into());
+        }
+        config.token_keys = if let Some(secret) = &settings.jwt_secret {
+            TokenKeys::Secret(secret.clone())
+        } else if let Some(path) = &settings.jwt_public_key {
+            TokenKeys::PublicKey(path.clone())
+        } else if let Some(jwks) = &settings.jwks {
+            TokenKeys::Jwks(jwks.clone())
+        } else {
+            TokenKeys::Development
+        };
+        config.jwt_issuer = settings.jwt_issuer.clone();
+        config.jwt_audience = settings.jwt_audience.clone();
+        config.db_max_connections = settings.db_max_connections.max(1);
+        config.statement_timeout = settings.statement_timeout;
+        Ok(config)
+    }
+}
+
+/// `sqlite://<data-dir>/actiongate.db?mode=rwc`
+pub fn default_database_url(data_dir: &Path) -> String {
+    format!("sqlite://{}/actiongate.db?mode=rwc", data_dir.display())
+}
+
+/// Parses a duration such as `250ms`, `90s`, `30m`, `1h` or `7d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration such as 10s"))?;
+    let millis = match unit {
+        "ms" => 1,
+        "s" | "" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("'{text}': the unit is one of ms, s, m, h, d")),
+    };
+    Ok(Duration::from_millis(number.saturating_mul(millis)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5w").is_err());
+    }
+
+    #[test]
+    fn the_default_database_lives_in_the_data_dir() {
+        let config = Config::new("data", None);
+        assert_eq!(config.database_url, "sqlite://data/actiongate.db?mode=rwc");
+    }
+
+    #[test]
+    fn settings_come_from_flags_with_documented_defaults() {
+        let cli =
+            Cli::try_parse_from(["actiongate", "--listen", "127.0.0.1:0", "migrate"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Migrate)));
+        assert_eq!(cli.settings.listen.port(), 0);
+        assert_eq!(cli.settings.data_dir, PathBuf::from("data"));
+        let token = Cli::try_parse_from([
+            "actiongate",
+            "token",
+            "--tenant",
+            "t",
+            "--role",
+            "read",
+            "--ttl",
+            "2h",
+        ])
+        .unwrap();
+        match token.command {
+            Some(Command::Token(args)) => {
+                assert_eq!(args.tenant, "t");
+                assert_eq!(args.roles, vec!["read"]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

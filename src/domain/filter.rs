@@ -1,0 +1,265 @@
+//! The action filter shared by `actions`, `actionCounts` and subscriptions.
+//!
+//! The store turns it into SQL; subscriptions evaluate it in memory with
+//! [`ActionFilter::matches`]. Both read the same fields with the same meaning:
+//! every field that is set must hold; a list field holds when the action's
+//! value is in the list (so an empty list matches nothing); `and` holds when all
+//! its filters hold, `or` when at least one does, `not` when its filter does not.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::action::{Action, Parameter};
+use super::status::ActionStatus;
+use crate::error::AppError;
+
+/// Deepest nesting of `and` / `or` / `not`.
+pub const MAX_FILTER_DEPTH: usize = 5;
+/// Most filter objects in one filter, nested ones included.
+pub const MAX_FILTER_NODES: usize = 50;
+/// Longest list in one filter field.
+pub const MAX_FILTER_LIST: usize = 100;
+
+/// A validated action filter.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ActionFilter {
+    pub ids: Option<Vec<Uuid>>,
+    pub statuses: Option<Vec<ActionStatus>>,
+    /// Canonical action names.
+    pub names: Option<Vec<&'static str>>,
+    pub providers: Option<Vec<String>>,
+    pub app_id: Option<String>,
+    pub user: Option<String>,
+    pub client_context: Option<String>,
+    /// Canonical parameter name and exact value.
+    pub parameter: Option<Parameter>,
+    /// Inclusive lower bound of `createdDateTime`.
+    pub created_after: Option<DateTime<Utc>>,
+    /// Exclusive upper bound of `createdDateTime`.
+    pub created_before: Option<DateTime<Utc>>,
+    pub and: Vec<ActionFilter>,
+    pub or: Option<Vec<ActionFilter>>,
+    pub not: Option<Box<ActionFilter>>,
+}
+
+impl ActionFilter {
+    /// A filter that holds for the actions with these ids.
+    pub fn by_ids(ids: Vec<Uuid>) -> ActionFilter {
+        ActionFilter {
+            ids: Some(ids),
+            ..ActionFilter::default()
+        }
+    }
+
+    /// Checks the size limits; `field` is the path of this filter in the input.
+    pub fn check_limits(&self, field: &str) -> Result<(), AppError> {
+        let mut nodes = 0;
+        self.check_node(field, 1, &mut nodes)
+    }
+
+    fn check_node(&self, field: &str, depth: usize, nodes: &mut usize) -> Result<(), AppError> {
+        *nodes += 1;
+        if depth > MAX_FILTER_DEPTH {
+            return Err(AppError::bad_input(
+                field,
+                format!("filters nest at most {MAX_FILTER_DEPTH} deep"),
+            ));
+        }
+        if *nodes > MAX_FILTER_NODES {
+            return Err(AppError::bad_input(
+                field,
+                format!("a filter holds at most {MAX_FILTER_NODES} filter objects"),
+            ));
+        }
+        let lists = [
+            ("ids", self.ids.as_ref().map(Vec::len)),
+            ("status", self.statuses.as_ref().map(Vec::len)),
+            ("name", self.names.as_ref().map(Vec::len)),
+            ("provider", self.providers.as_ref().map(Vec::len)),
+            ("and", Some(self.and.len())),
+            ("or", self.or.as_ref().map(Vec::len)),
+        ];
+        for (name, len) in lists {
+            if len.unwrap_or(0) > MAX_FILTER_LIST {
+                return Err(AppError::bad_input(
+                    format!("{field}.{name}"),
+                    format!("{name} holds at most {MAX_FILTER_LIST} entries"),
+                ));
+            }
+        }
+        for (i, sub) in self.and.iter().enumerate() {
+            sub.check_node(&format!("{field}.and[{i}]"), depth + 1, nodes)?;
+        }
+        for (i, sub) in self.or.iter().flatten().enumerate() {
+            sub.check_node(&format!("{field}.or[{i}]"), depth + 1, nodes)?;
+        }
+        if let Some(sub) = &self.not {
+            sub.check_node(&format!("{field}.not"), depth + 1, nodes)?;
+        }
+        Ok(())
+    }
+
+    /// Whether an action with these parameters, in `status`, passes the filter.
+    pub fn matches(&self, action: &Action, parameters: &[Parameter], status: ActionStatus) -> bool {
+        in_list(&self.ids, &action.id)
+            && in_list(&self.statuses, &status)
+            && self
+                .names
+                .as_ref()
+                .is_none_or(|names| names.contains(&action.name.as_str()))
+            && in_list(&self.providers, &action.vendor.provider)
+            && self.app_id.as_ref().is_none_or(|a| *a == action.app_id)
+            && self.user.as_ref().is_none_or(|u| *u == action.user)
+            && self
+                .client_context
+                .as_ref()
+                .is_none_or(|c| Some(c) == action.client_context.as_ref())
+            && self
+                .parameter
+                .as_ref()
+                .is_none_or(|p| parameters.contains(p))
+            && self.created_after.is_none_or(|t| action.created_at >= t)
+            && self.created_before.is_none_or(|t| action.created_at < t)
+            && self
+                .and
+                .iter()
+                .all(|f| f.matches(action, parameters, status))
+            && self
+                .or
+                .as_ref()
+                .is_none_or(|or| or.iter().any(|f| f.matches(action, parameters, status)))
+            && self
+                .not
+                .as_ref()
+                .is_none_or(|f| !f.matches(action, parameters, status))
+    }
+}
+
+/// Whether `value` is in `list`, when there is a list.
+fn in_list<T: PartialEq>(list: &Option<Vec<T>>, value: &T) -> bool {
+    list.as_ref().is_none_or(|l| l.contains(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::action::VendorInformation;
+
+    fn action() -> Action {
+        let now = crate::domain::time::now();
+        Action {
+            id: Uuid::now_v7(),
+            tenant_id: "t".into(),
+            app_id: "app".into(),
+            user: "alice".into(),
+            name: "blockIp".into(),
+            action_reason: None,
+            vendor: VendorInformation {
+                provider: "blocklist".into(),
+                provider_version: None,
+                sub_provider: None,
+                vendor: None,
+            },
+            client_context: Some("ctx".into()),
+            status: ActionStatus::NotStarted,
+            error: None,
+            created_at: now,
+            last_action_at: now,
+            completed_at: None,
+            cancel_requested_at: None,
+        }
+    }
+
+    fn ip(value: &str) -> Parameter {
+        Parameter {
+            name: "ip".into(),
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn an_empty_filter_matches_everything() {
+        assert!(ActionFilter::default().matches(&action(), &[], ActionStatus::Running));
+    }
+
+    #[test]
+    fn fields_combine_with_and_and_nest_with_or_and_not() {
+        let a = action();
+        let params = [ip("10.0.0.1")];
+        let running = ActionFilter {
+            statuses: Some(vec![ActionStatus::Running]),
+            ..Default::default()
+        };
+        let bob = ActionFilter {
+            user: Some("bob".into()),
+            ..Default::default()
+        };
+        assert!(running.matches(&a, &params, ActionStatus::Running));
+        assert!(!running.matches(&a, &params, ActionStatus::Completed));
+        let either = ActionFilter {
+            or: Some(vec![running.clone(), bob.clone()]),
+            ..Default::default()
+        };
+        assert!(either.matches(&a, &params, ActionStatus::Running));
+        assert!(!either.matches(&a, &params, ActionStatus::Failed));
+        let not_bob = ActionFilter {
+            not: Some(Box::new(bob)),
+            ..Default::default()
+        };
+        assert!(not_bob.matches(&a, &params, ActionStatus::Failed));
+        let by_param = ActionFilter {
+            parameter: Some(ip("10.0.0.1")),
+            ..Default::default()
+        };
+        assert!(by_param.matches(&a, &params, ActionStatus::Failed));
+        assert!(!by_param.matches(&a, &[ip("10.0.0.2")], ActionStatus::Failed));
+    }
+
+    #[test]
+    fn empty_lists_match_nothing() {
+        let none = ActionFilter {
+            or: Some(vec![]),
+            ..Default::default()
+        };
+        assert!(!none.matches(&action(), &[], ActionStatus::Running));
+        let no_ids = ActionFilter::by_ids(vec![]);
+        assert!(!no_ids.matches(&action(), &[], ActionStatus::Running));
+    }
+
+    #[test]
+    fn created_bounds_are_half_open() {
+        let a = action();
+        let at = ActionFilter {
+            created_after: Some(a.created_at),
+            ..Default::default()
+        };
+        let before = ActionFilter {
+            created_before: Some(a.created_at),
+            ..Default::default()
+        };
+        assert!(at.matches(&a, &[], a.status));
+        assert!(!before.matches(&a, &[], a.status));
+    }
+
+    #[test]
+    fn deep_or_wide_filters_are_refused() {
+        let mut deep = ActionFilter::default();
+        for _ in 0..MAX_FILTER_DEPTH {
+            deep = ActionFilter {
+                not: Some(Box::new(deep)),
+                ..Default::default()
+            };
+        }
+        assert!(deep.check_limits("filter").is_err());
+        let wide = ActionFilter {
+            and: vec![ActionFilter::default(); MAX_FILTER_NODES],
+            ..Default::default()
+        };
+        assert!(wide.check_limits("filter").is_err());
+        let fine = ActionFilter {
+            and: vec![ActionFilter::default(); 10],
+            ..Default::default()
+        };
+        assert!(fine.check_limits("filter").is_ok());
+    }
+}

@@ -1,0 +1,158 @@
+//! The one error type of the gateway, with the stable codes clients see.
+//!
+//! Every layer returns [`AppError`]. Its `code()` becomes `extensions.code` of a
+//! GraphQL error. Internal errors keep their detail for the log only: the client
+//! is told "internal server error" and nothing of SQL, files or stack traces.
+//! async-graphql is built with `custom-error-conversion`, so there is no blanket
+//! `From<impl Display>` that could turn a database error into a client message:
+//! the only way from an error to a GraphQL error is `From<AppError>` below.
+
+use std::fmt;
+
+use async_graphql::ErrorExtensions;
+
+/// The stable `extensions.code` values of the API.
+pub mod codes {
+    pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
+    pub const FORBIDDEN: &str = "FORBIDDEN";
+    pub const NOT_FOUND: &str = "NOT_FOUND";
+    pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
+    pub const CONFLICT: &str = "CONFLICT";
+    pub const NOT_CANCELABLE: &str = "NOT_CANCELABLE";
+    pub const INTERNAL_SERVER_ERROR: &str = "INTERNAL_SERVER_ERROR";
+}
+
+/// An error a request can end with.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// No token, or a token that does not verify.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// A valid token without the role the operation needs.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The named thing does not exist for the caller's tenant.
+    #[error("{0}")]
+    NotFound(String),
+    /// Input that fails validation; `field` is the input path that is wrong.
+    #[error("{message}")]
+    BadUserInput { field: String, message: String },
+    /// A `clientContext` reused with different input.
+    #[error("{0}")]
+    Conflict(String),
+    /// A cancel of an action that cannot be canceled (it failed).
+    #[error("{0}")]
+    NotCancelable(String),
+    /// Anything else: the detail is logged, never shown.
+    #[error("internal server error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl AppError {
+    /// The stable `extensions.code` of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Unauthenticated(_) => codes::UNAUTHENTICATED,
+            AppError::Forbidden(_) => codes::FORBIDDEN,
+            AppError::NotFound(_) => codes::NOT_FOUND,
+            AppError::BadUserInput { .. } => codes::BAD_USER_INPUT,
+            AppError::Conflict(_) => codes::CONFLICT,
+            AppError::NotCancelable(_) => codes::NOT_CANCELABLE,
+            AppError::Internal(_) => codes::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A validation error on the input path `field`.
+    pub fn bad_input(field: impl Into<String>, message: impl Into<String>) -> Self {
+        AppError::BadUserInput {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// An internal error from any source; its text goes to the log only.
+    pub fn internal(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        AppError::Internal(source.into())
+    }
+}
+
+impl From<sea_orm::DbErr> for AppError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        AppError::Internal(Box::new(err))
+    }
+}
+
+impl From<sea_orm::TransactionError<AppError>> for AppError {
+    fn from(err: sea_orm::TransactionError<AppError>) -> Self {
+        match err {
+            sea_orm::TransactionError::Connection(db) => db.into(),
+            sea_orm::TransactionError::Transaction(app) => app,
+        }
+    }
+}
+
+impl ErrorExtensions for AppError {
+    fn extend(&self) -> async_graphql::Error {
+        if let AppError::Internal(source) = self {
+            tracing::error!(error = %DisplayChain(source.as_ref()), "internal error");
+        }
+        async_graphql::Error::new(self.to_string()).extend_with(|_, ext| {
+            ext.set("code", self.code());
+            if let AppError::BadUserInput { field, .. } = self {
+                ext.set("field", field.as_str());
+            }
+        })
+    }
+}
+
+impl From<AppError> for async_graphql::Error {
+    fn from(err: AppError) -> Self {
+        err.extend()
+    }
+}
+
+/// Formats an error with its chain of sources, for logs.
+pub struct DisplayChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for DisplayChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(err) = source {
+            write!(f, ": {err}")?;
+            source = err.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_hide_their_detail_from_clients() {
+        let err = AppError::internal("duplicate key value violates unique constraint \"x\"");
+        let gql: async_graphql::Error = err.into();
+        assert_eq!(gql.message, "internal server error");
+        let ext = gql.extensions.expect("extensions");
+        assert_eq!(
+            ext.get("code"),
+            Some(&async_graphql::Value::from("INTERNAL_SERVER_ERROR"))
+        );
+    }
+
+    #[test]
+    fn bad_input_names_the_field() {
+        let gql: async_graphql::Error = AppError::bad_input("input.name", "unknown action").into();
+        let ext = gql.extensions.expect("extensions");
+        assert_eq!(
+            ext.get("field"),
+            Some(&async_graphql::Value::from("input.name"))
+        );
+        assert_eq!(
+            ext.get("code"),
+            Some(&async_graphql::Value::from("BAD_USER_INPUT"))
+        );
+    }
+}

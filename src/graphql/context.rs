@@ -1,0 +1,27 @@
+//! What resolvers reach through the GraphQL context: the shared services of
+//! the gateway and, per request, the caller.
+
+use std::sync::Arc;
+
+use async_graphql::Context;
+
+use crate::auth::Principal;
+use crate::domain::providers::ProviderDirectory;
+use crate::store::Store;
+
+/// The gateway's shared services, attached to the schema once.
+pub struct Services {
+    pub store: Store,
+    pub providers: ProviderDirectory,
+}
+
+/// The shared services.
+pub fn services<'a>(ctx: &Context<'a>) -> &'a Services {
+    ctx.data_unchecked::<Arc<Services>>()
+}
+
+/// The verified caller; the HTTP and WebSocket handlers attach it to every
+/// request before execution.
+pub fn principal<'a>(ctx: &Context<'a>) -> &'a Principal {
+    ctx.data_unchecked::<Principal>()
+}

@@ -1,0 +1,288 @@
+//! GraphQL input types and their conversion into validated domain types. Each
+//! conversion error is `BAD_USER_INPUT` naming the input path in `field`.
+
+use async_graphql::{Enum, ID, InputObject};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::types::OperationStatus;
+use crate::domain::action::{ActionRequest, Parameter, VendorRequest};
+use crate::domain::catalog::{CATALOG, ParameterKind, find_action};
+use crate::domain::filter::{ActionFilter, MAX_FILTER_LIST};
+use crate::domain::indicator::{Indicator, shorten};
+use crate::domain::page::{ActionOrder, Direction, OrderField};
+use crate::domain::text::check_text;
+use crate::error::AppError;
+
+/// Longest string accepted in a filter.
+const MAX_FILTER_TEXT: usize = 2048;
+
+/// A name and a value.
+#[derive(InputObject, Clone, Debug)]
+pub struct KeyValuePairInput {
+    pub name: String,
+    pub value: String,
+}
+
+/// The provider to execute an action.
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct SecurityVendorInformationInput {
+    /// A configured provider's name; may be omitted when a default provider is
+    /// configured (or only one).
+    pub provider: Option<String>,
+    pub provider_version: Option<String>,
+    pub sub_provider: Option<String>,
+    pub vendor: Option<String>,
+}
+
+/// An action to invoke.
+#[derive(InputObject, Clone, Debug)]
+pub struct InvokeActionInput {
+    /// A catalog action, matched case-insensitively (`BlockIp` works).
+    pub name: String,
+    /// Why; at most 1,000 characters.
+    pub action_reason: Option<String>,
+    /// The action's parameters; names match case-insensitively (`IP` works).
+    pub parameters: Vec<KeyValuePairInput>,
+    pub vendor_information: Option<SecurityVendorInformationInput>,
+    /// An idempotency key of at most 256 characters, per tenant and app: the
+    /// same key with the same input returns the existing action, with other
+    /// input it is a `CONFLICT`.
+    pub client_context: Option<String>,
+}
+
+impl From<InvokeActionInput> for ActionRequest {
+    fn from(input: InvokeActionInput) -> Self {
+        ActionRequest {
+            name: input.name,
+            action_reason: input.action_reason,
+            parameters: input
+                .parameters
+                .into_iter()
+                .map(|p| (p.name, p.value))
+                .collect(),
+            vendor: input.vendor_information.map(|v| VendorRequest {
+                provider: v.provider,
+                provider_version: v.provider_version,
+                sub_provider: v.sub_provider,
+                vendor: v.vendor,
+            }),
+            client_context: input.client_context,
+        }
+    }
+}
+
+/// Which actions to include. Every field given must hold; a list holds when the
+/// action's value is in it (an empty list matches nothing).
+#[derive(InputObject, Clone, Debug, Default)]
+#[graphql(name = "ActionFilter")]
+pub struct ActionFilterInput {
+    pub ids: Option<Vec<ID>>,
+    /// In subscriptions, the status an event moves to.
+    pub status: Option<Vec<OperationStatus>>,
+    /// Catalog action names, matched case-insensitively.
+    pub name: Option<Vec<String>>,
+    pub provider: Option<Vec<String>>,
+    pub app_id: Option<String>,
+    pub user: Option<String>,
+    pub client_context: Option<String>,
+    /// Has this parameter: name case-insensitive, value exact (indicators are
+    /// compared in canonical form, e.g. lower-case hashes).
+    pub parameter: Option<KeyValuePairInput>,
+    /// Created at or after.
+    pub created_after: Option<DateTime<Utc>>,
+    /// Created before.
+    pub created_before: Option<DateTime<Utc>>,
+    /// All of these hold.
+    pub and: Option<Vec<ActionFilterInput>>,
+    /// At least one of these holds.
+    pub or: Option<Vec<ActionFilterInput>>,
+    /// This does not hold.
+    pub not: Option<Box<ActionFilterInput>>,
+}
+
+impl ActionFilterInput {
+    /// Validates the filter found at `field` of the input.
+    pub fn into_domain(self, field: &str) -> Result<ActionFilter, AppError> {
+        let filter = self.convert(field)?;
+        filter.check_limits(field)?;
+        Ok(filter)
+    }
+
+    fn convert(self, field: &str) -> Result<ActionFilter, AppError> {
+        // Sizes are checked before anything is parsed, so a huge list costs nothing.
+        for (name, len) in [
+            ("ids", self.ids.as_ref().map(Vec::len)),
+            ("name", self.name.as_ref().map(Vec::len)),
+            ("provider", self.provider.as_ref().map(Vec::len)),
+            ("and", self.and.as_ref().map(Vec::len)),
+            ("or", self.or.as_ref().map(Vec::len)),
+        ] {
+            if len.unwrap_or(0) > MAX_FILTER_LIST {
+                return Err(AppError::bad_input(
+                    format!("{field}.{name}"),
+                    format!("{name} holds at most {MAX_FILTER_LIST} entries"),
+                ));
+            }
+        }
+        let ids = self
+            .ids
+            .map(|ids| {
+                ids.iter()
+                    .enumerate()
+                    .map(|(i, id)| parse_id(&format!("{field}.ids[{i}]"), id))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?;
+        let names = self
+            .name
+            .map(|names| {
+                names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, name)| {
+                        find_action(name).map(|a| a.name).ok_or_else(|| {
+                            AppError::bad_input(
+                                format!("{field}.name[{i}]"),
+                                format!("unknown action '{}'", shorten(name)),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?;
+        let providers = self
+            .provider
+            .map(|providers| {
+                providers
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, p)| text(&format!("{field}.provider[{i}]"), p))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?;
+        let parameter = self
+            .parameter
+            .map(|p| filter_parameter(&format!("{field}.parameter"), p))
+            .transpose()?;
+        let and = self
+            .and
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| f.convert(&format!("{field}.and[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let or = self
+            .or
+            .map(|or| {
+                or.into_iter()
+                    .enumerate()
+                    .map(|(i, f)| f.convert(&format!("{field}.or[{i}]")))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?;
+        let not = self
+            .not
+            .map(|f| f.convert(&format!("{field}.not")).map(Box::new))
+            .transpose()?;
+        Ok(ActionFilter {
+            ids,
+            statuses: self.status.map(|s| s.into_iter().map(Into::into).collect()),
+            names,
+            providers,
+            app_id: self
+                .app_id
+                .map(|v| text(&format!("{field}.appId"), v))
+                .transpose()?,
+            user: self
+                .user
+                .map(|v| text(&format!("{field}.user"), v))
+                .transpose()?,
+            client_context: self
+                .client_context
+                .map(|v| text(&format!("{field}.clientContext"), v))
+                .transpose()?,
+            parameter,
+            created_after: self.created_after,
+            created_before: self.created_before,
+            and,
+            or,
+            not,
+        })
+    }
+}
+
+fn text(field: &str, value: String) -> Result<String, AppError> {
+    check_text(field, &value, MAX_FILTER_TEXT, false)?;
+    Ok(value)
+}
+
+/// A parameter to filter by, with the name made canonical and an indicator
+/// value brought to the canonical form it is stored in.
+fn filter_parameter(field: &str, p: KeyValuePairInput) -> Result<Parameter, AppError> {
+    check_text(&format!("{field}.name"), &p.name, 64, false)?;
+    check_text(&format!("{field}.value"), &p.value, MAX_FILTER_TEXT, false)?;
+    let definition = CATALOG
+        .iter()
+        .flat_map(|a| a.parameters.iter())
+        .find(|d| d.name.eq_ignore_ascii_case(&p.name))
+        .ok_or_else(|| {
+            AppError::bad_input(
+                format!("{field}.name"),
+                format!("no action takes a parameter '{}'", shorten(&p.name)),
+            )
+        })?;
+    let value = match definition.kind {
+        ParameterKind::Indicator(kind) => Indicator::parse(kind, p.value.trim())
+            .map(|i| i.to_string())
+            .unwrap_or(p.value),
+        ParameterKind::ExpirationDateTime => p.value,
+    };
+    Ok(Parameter {
+        name: definition.name.to_owned(),
+        value,
+    })
+}
+
+/// Parses an action id; anything but a UUID is `BAD_USER_INPUT` on `field`.
+pub fn parse_id(field: &str, id: &ID) -> Result<Uuid, AppError> {
+    Uuid::parse_str(id.as_str())
+        .map_err(|_| AppError::bad_input(field, format!("{field} is not an action id")))
+}
+
+/// The timestamp to sort by.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ActionOrderField {
+    CreatedDateTime,
+    LastActionDateTime,
+}
+
+/// Ascending or descending.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum OrderDirection {
+    Asc,
+    Desc,
+}
+
+/// How to sort actions; ties are broken by id. Default: newest first.
+#[derive(InputObject, Clone, Copy, Debug)]
+#[graphql(name = "ActionOrder")]
+pub struct ActionOrderInput {
+    pub field: ActionOrderField,
+    pub direction: OrderDirection,
+}
+
+impl From<ActionOrderInput> for ActionOrder {
+    fn from(input: ActionOrderInput) -> Self {
+        ActionOrder {
+            field: match input.field {
+                ActionOrderField::CreatedDateTime => OrderField::CreatedAt,
+                ActionOrderField::LastActionDateTime => OrderField::LastActionAt,
+            },
+            direction: match input.direction {
+                OrderDirection::Asc => Direction::Asc,
+                OrderDirection::Desc => Direction::Desc,
+            },
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! The GraphQL schema: queries, mutations and (later) subscriptions over the
+//! domain and the store. Independent of HTTP: the handlers in `http` attach the
+//! caller and the loaders to each request and execute it here.
+
+use std::sync::Arc;
+
+use async_graphql::{EmptySubscription, Schema};
+
+pub mod connection;
+pub mod context;
+pub mod inputs;
+pub mod loaders;
+pub mod mutation;
+pub mod query;
+pub mod types;
+
+pub use context::Services;
+
+/// The schema type of the gateway.
+pub type ActionSchema = Schema<query::Query, mutation::Mutation, EmptySubscription>;
+
+/// Builds the schema over the given services.
+pub fn build_schema(services: Arc<Services>) -> ActionSchema {
+    Schema::build(query::Query, mutation::Mutation, EmptySubscription)
+        .data(services)
+        .finish()
+}
+
+/// The schema's SDL, as committed in `schema.graphql`.
+pub fn sdl() -> String {
+    Schema::build(query::Query, mutation::Mutation, EmptySubscription)
+        .finish()
+        .sdl()
+}

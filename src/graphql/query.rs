@@ -1,0 +1,102 @@
+//! Queries: one action, lists, counts and the catalog.
+
+use async_graphql::{Context, ID, Object};
+
+use super::connection::SecurityActionConnection;
+use super::context::{principal, services};
+use super::inputs::{ActionFilterInput, ActionOrderInput, parse_id};
+use super::types::{ActionDefinitionType, SecurityAction, StatusCount};
+use crate::domain::catalog::CATALOG;
+use crate::domain::filter::ActionFilter;
+use crate::domain::page::{ActionOrder, PageRequest};
+use crate::error::AppError;
+
+pub struct Query;
+
+fn filter_of(filter: Option<ActionFilterInput>) -> Result<ActionFilter, AppError> {
+    filter
+        .map(|f| f.into_domain("filter"))
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
+#[Object]
+impl Query {
+    /// The action with this id; null when there is none in the caller's tenant.
+    async fn action(&self, ctx: &Context<'_>, id: ID) -> Result<Option<SecurityAction>, AppError> {
+        let caller = principal(ctx);
+        caller.require_read()?;
+        let id = parse_id("id", &id)?;
+        let action = services(ctx).store.action(&caller.tenant_id, id).await?;
+        Ok(action.map(SecurityAction))
+    }
+
+    /// The caller's tenant's actions that pass `filter`, as a Relay connection
+    /// with keyset cursors. `first` / `last` are at most 100 (default 20 first).
+    async fn actions(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ActionFilterInput>,
+        order_by: Option<ActionOrderInput>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<SecurityActionConnection, AppError> {
+        let caller = principal(ctx);
+        caller.require_read()?;
+        let filter = filter_of(filter)?;
+        let order: ActionOrder = order_by.map(Into::into).unwrap_or_default();
+        let request = PageRequest::new(order, first, after.as_deref(), last, before.as_deref())?;
+        let page = services(ctx)
+            .store
+            .list_actions(&caller.tenant_id, &filter, order, &request)
+            .await?;
+        Ok(SecurityActionConnection::new(filter, order, request, page))
+    }
+
+    /// How many of the caller's tenant's actions that pass `filter` are in each
+    /// status: one row per status, zeros included.
+    async fn action_counts(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ActionFilterInput>,
+    ) -> Result<Vec<StatusCount>, AppError> {
+        let caller = principal(ctx);
+        caller.require_read()?;
+        let filter = filter_of(filter)?;
+        let counts = services(ctx)
+            .store
+            .count_by_status(&caller.tenant_id, &filter)
+            .await?;
+        Ok(counts
+            .into_iter()
+            .map(|(status, count)| StatusCount {
+                status: status.into(),
+                count: i32::try_from(count).unwrap_or(i32::MAX),
+            })
+            .collect())
+    }
+
+    /// The actions that can be invoked, their parameters and the providers
+    /// (available to the caller's tenant) that serve them.
+    async fn action_catalog(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<ActionDefinitionType>, AppError> {
+        let caller = principal(ctx);
+        caller.require_read()?;
+        let providers = &services(ctx).providers;
+        Ok(CATALOG
+            .iter()
+            .map(|definition| {
+                let serving = providers
+                    .available_to(&caller.tenant_id)
+                    .filter(|p| p.serves.contains(&definition.name))
+                    .map(|p| p.name.clone())
+                    .collect();
+                ActionDefinitionType::new(definition, serving)
+            })
+            .collect())
+    }
+}

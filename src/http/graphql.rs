@@ -1,0 +1,319 @@
+//! GraphQL over HTTP: `POST /graphql` and, for queries only, `GET /graphql`.
+//!
+//! Follows the GraphQL-over-HTTP spec: a client that accepts
+//! `application/graphql-response+json` gets that type and HTTP 400 for a
+//! request that could not execute; one that accepts only `application/json`
+//! gets 200 with the errors in the body. A missing or bad token is HTTP 401.
+
+use std::collections::HashMap;
+
+use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::{ServerError, Value};
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::HttpState;
+use crate::auth::Principal;
+use crate::error::codes;
+use crate::graphql::loaders::RequestLoaders;
+
+/// The media type of the GraphQL-over-HTTP spec.
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+
+/// The id of one HTTP request, in logs and in `extensions.requestId`.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestId(pub Uuid);
+
+/// `POST /graphql`
+pub async fn post(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let request_id = RequestId(Uuid::now_v7());
+    let span = tracing::info_span!("graphql", request_id = %request_id.0, method = "POST");
+    async move {
+        let format = ResponseFormat::from_accept(&headers);
+        if !is_json_content_type(&headers) {
+            return error_response(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UNSUPPORTED_MEDIA_TYPE",
+                "send the request as Content-Type: application/json",
+                request_id,
+            );
+        }
+        let body = match body {
+            Ok(body) => body,
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return error_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "PAYLOAD_TOO_LARGE",
+                    "the request body is too large",
+                    request_id,
+                );
+            }
+            Err(_) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    "BAD_REQUEST",
+                    "the request body could not be read",
+                    request_id,
+                );
+            }
+        };
+        let principal = match authenticate(&state, &headers).await {
+            Ok(principal) => principal,
+            Err(response) => return response.with_request_id(request_id),
+        };
+        if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "BATCH_NOT_SUPPORTED",
+                "send one operation per request; batches are not accepted",
+                request_id,
+            );
+        }
+        let request: async_graphql::Request = match serde_json::from_slice(&body) {
+            Ok(request) => request,
+            Err(_) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    "BAD_REQUEST",
+                    "the body is not a GraphQL request: {\"query\": \"…\", \"variables\": {…}}",
+                    request_id,
+                );
+            }
+        };
+        execute(&state, request, principal, format, request_id).await
+    }
+    .instrument(span)
+    .await
+}
+
+/// `GET /graphql?query=…&variables=…&operationName=…`: queries only, so that a
+/// link or an image tag can never change anything.
+pub async fn get(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let request_id = RequestId(Uuid::now_v7());
+    let span = tracing::info_span!("graphql", request_id = %request_id.0, method = "GET");
+    async move {
+        let format = ResponseFormat::from_accept(&headers);
+        let principal = match authenticate(&state, &headers).await {
+            Ok(principal) => principal,
+            Err(response) => return response.with_request_id(request_id),
+        };
+        let Some(query) = params.get("query") else {
+            return error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", "the query parameter 'query' is required", request_id);
+        };
+        let mut request = async_graphql::Request::new(query.clone());
+        if let Some(name) = params.get("operationName") {
+            request = request.operation_name(name.clone());
+        }
+        if let Some(variables) = params.get("variables") {
+            match serde_json::from_str(variables) {
+                Ok(variables) => request = request.variables(variables),
+                Err(_) => {
+                    return error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", "'variables' is not a JSON object", request_id);
+                }
+            }
+        }
+        let operation_name = request.operation_name.clone();
+        if let Ok(document) = request.parsed_query() {
+            let operation = match &document.operations {
+                DocumentOperations::Single(op) => Some(op.node.ty),
+                DocumentOperations::Multiple(ops) => match &operation_name {
+                    Some(name) => ops.get(name.as_str()).map(|op| op.node.ty),
+                    None if ops.len() == 1 => ops.values().next().map(|op| op.node.ty),
+                    None => None,
+                },
+            };
+            if matches!(operation, Some(OperationType::Mutation | OperationType::Subscription)) {
+                let mut response = error_response(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "METHOD_NOT_ALLOWED",
+                    "mutations and subscriptions are not accepted over GET: use POST (or the WebSocket for subscriptions)",
+                    request_id,
+                );
+                response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+                return response;
+            }
+        }
+        execute(&state, request, principal, format, request_id).await
+    }
+    .instrument(span)
+    .await
+}
+
+async fn authenticate(state: &HttpState, headers: &HeaderMap) -> Result<Principal, Response> {
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    state.auth.authenticate_header(header).await.map_err(|err| {
+        let mut response = error_body(
+            StatusCode::UNAUTHORIZED,
+            codes::UNAUTHENTICATED,
+            &err.to_string(),
+            None,
+        );
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer error=\"invalid_token\""),
+        );
+        response
+    })
+}
+
+async fn execute(
+    state: &HttpState,
+    request: async_graphql::Request,
+    principal: Principal,
+    format: ResponseFormat,
+    request_id: RequestId,
+) -> Response {
+    let loaders = RequestLoaders::new(&state.services.store, &principal.tenant_id);
+    let request = request.data(principal).data(loaders).data(request_id);
+    let mut response = state.schema.execute(request).await;
+    let request_failed = response.data == Value::Null && !response.errors.is_empty();
+    for error in &mut response.errors {
+        label_error(error, request_failed, request_id);
+    }
+    let status = match format {
+        ResponseFormat::GraphqlResponseJson if request_failed => StatusCode::BAD_REQUEST,
+        _ => StatusCode::OK,
+    };
+    let body = match serde_json::to_vec(&response) {
+        Ok(body) => body,
+        Err(_) => {
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                codes::INTERNAL_SERVER_ERROR,
+                "internal server error",
+                request_id,
+            );
+        }
+    };
+    let mut http = (status, body).into_response();
+    http.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    http.with_request_id(request_id)
+}
+
+/// Gives every error a stable code: errors from resolvers carry theirs; the
+/// rest come from parsing or validating the document (or its variables).
+/// Internal errors also carry the request id, to find their log lines.
+fn label_error(error: &mut ServerError, request_failed: bool, request_id: RequestId) {
+    let extensions = error.extensions.get_or_insert_with(Default::default);
+    let code = match extensions.get("code") {
+        Some(Value::String(code)) => code.clone(),
+        _ => {
+            let code = if request_failed {
+                "GRAPHQL_VALIDATION_FAILED"
+            } else {
+                codes::BAD_USER_INPUT
+            };
+            extensions.set("code", code);
+            code.to_owned()
+        }
+    };
+    if code == codes::INTERNAL_SERVER_ERROR {
+        extensions.set("requestId", request_id.0.to_string());
+    }
+}
+
+fn is_json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let media_type = value.split(';').next().unwrap_or("").trim();
+    media_type.eq_ignore_ascii_case("application/json")
+        || media_type.eq_ignore_ascii_case(GRAPHQL_RESPONSE_JSON)
+}
+
+/// Which media type the response is sent as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ResponseFormat {
+    Json,
+    GraphqlResponseJson,
+}
+
+impl ResponseFormat {
+    fn from_accept(headers: &HeaderMap) -> ResponseFormat {
+        let accept = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let wants_spec_type = accept.split(',').any(|part| {
+            part.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case(GRAPHQL_RESPONSE_JSON)
+        });
+        if wants_spec_type {
+            ResponseFormat::GraphqlResponseJson
+        } else {
+            ResponseFormat::Json
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            ResponseFormat::Json => "application/json",
+            ResponseFormat::GraphqlResponseJson => GRAPHQL_RESPONSE_JSON,
+        }
+    }
+}
+
+/// An error response in GraphQL form, before execution.
+pub fn error_response(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    request_id: RequestId,
+) -> Response {
+    error_body(status, code, message, Some(request_id)).with_request_id(request_id)
+}
+
+fn error_body(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    request_id: Option<RequestId>,
+) -> Response {
+    let mut extensions = serde_json::json!({ "code": code });
+    if let Some(id) = request_id {
+        extensions["requestId"] = serde_json::Value::String(id.0.to_string());
+    }
+    let body = serde_json::json!({ "errors": [{ "message": message, "extensions": extensions }] });
+    let mut response = (status, body.to_string()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+trait WithRequestId {
+    fn with_request_id(self, id: RequestId) -> Self;
+}
+
+impl WithRequestId for Response {
+    fn with_request_id(mut self, id: RequestId) -> Response {
+        if let Ok(value) = HeaderValue::from_str(&id.0.to_string()) {
+            self.headers_mut().insert("x-request-id", value);
+        }
+        self
+    }
+}

@@ -1,0 +1,101 @@
+//! The HTTP surface: `/graphql` (POST, and GET for queries), GraphiQL at `/`,
+//! `/healthz`, `/readyz` and `/metrics`. GraphQL execution itself lives in
+//! `graphql`; this module only moves requests in and responses out.
+
+use std::sync::Arc;
+
+use async_graphql::http::GraphiQLSource;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+
+use crate::auth::Authenticator;
+use crate::graphql::{ActionSchema, Services};
+
+pub mod graphql;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct HttpState {
+    pub schema: ActionSchema,
+    pub services: Arc<Services>,
+    pub auth: Arc<Authenticator>,
+    /// The GraphiQL page, rendered once.
+    pub graphiql: Arc<str>,
+}
+
+/// Settings of the HTTP surface.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Renders GraphiQL, with the Authorization header filled in when a
+/// development token is at hand.
+pub fn graphiql_page(dev_token: Option<&str>) -> String {
+    let bearer = dev_token.map(|t| format!("Bearer {t}"));
+    let mut source = GraphiQLSource::build()
+        .endpoint("/graphql")
+        .subscription_endpoint("/graphql/ws")
+        .title("actiongate");
+    if let Some(bearer) = &bearer {
+        source = source
+            .header("Authorization", bearer)
+            .ws_connection_param("Authorization", bearer);
+    }
+    source.finish()
+}
+
+/// The router of the gateway.
+pub fn router(state: HttpState, options: &HttpOptions) -> Router {
+    Router::new()
+        .route("/", get(graphiql))
+        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(options.max_body_bytes))
+        .with_state(state)
+}
+
+async fn graphiql(State(state): State<HttpState>) -> Html<String> {
+    Html(state.graphiql.to_string())
+}
+
+/// The process is up.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// The process can serve: the database answers.
+async fn readyz(State(state): State<HttpState>) -> Response {
+    match state.services.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(err) => {
+            tracing::warn!(error = ?err, "readiness check: database unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+        }
+    }
+}
+
+/// Counters in the Prometheus text format.
+async fn metrics(State(state): State<HttpState>) -> Response {
+    let body = format!(
+        "# HELP actiongate_db_queries_total Database statements executed.\n\
+         # TYPE actiongate_db_queries_total counter\n\
+         actiongate_db_queries_total {}\n",
+        state.services.store.queries_executed()
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}

@@ -1,0 +1,149 @@
+//! actiongate: a GraphQL gateway for security actions.
+//!
+//! [`App::build`] turns a [`Config`] into a gateway bound to its address, with
+//! the database migrated; [`App::run_until_stopped`] serves until the shutdown
+//! future resolves. `main` and every integration test use these two.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tracing::info;
+
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod providers;
+pub mod store;
+
+pub use config::Config;
+
+use auth::dev::{TokenSpec, load_or_create_dev_secret, mint};
+use auth::{Authenticator, KeySource, TokenRules};
+use config::TokenKeys;
+use graphql::Services;
+use http::{HttpOptions, HttpState};
+use store::{Store, StoreOptions};
+
+/// Why the gateway could not start.
+pub type StartError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A gateway, built and bound, not yet serving.
+pub struct App {
+    listener: TcpListener,
+    address: SocketAddr,
+    router: axum::Router,
+    store: Store,
+    dev_token: Option<String>,
+}
+
+impl App {
+    /// Connects to and migrates the database, loads the token keys and the
+    /// providers, builds the schema and binds the listener.
+    pub async fn build(config: Config) -> Result<App, StartError> {
+        let store = connect_store(&config).await?;
+        store.migrate().await?;
+
+        let (keys, dev_secret) = token_keys(&config).await?;
+        let rules = TokenRules {
+            issuer: config.jwt_issuer.clone(),
+            audience: config.jwt_audience.clone(),
+        };
+        let dev_token = match &dev_secret {
+            Some(secret) => {
+                let mut spec = TokenSpec::development();
+                spec.issuer = rules.issuer.clone();
+                spec.audience = rules.audience.clone();
+                Some(mint(secret, &spec)?)
+            }
+            None => None,
+        };
+        let auth = Arc::new(Authenticator::new(keys, rules));
+
+        let services = Arc::new(Services {
+            store: store.clone(),
+            providers: config.providers.directory(),
+        });
+        let schema = graphql::build_schema(services.clone());
+        let state = HttpState {
+            schema,
+            services,
+            auth,
+            graphiql: http::graphiql_page(dev_token.as_deref()).into(),
+        };
+        let router = http::router(state, &HttpOptions::default());
+
+        let listener = TcpListener::bind(config.listen).await?;
+        let address = listener.local_addr()?;
+        info!(%address, "listening");
+        Ok(App {
+            listener,
+            address,
+            router,
+            store,
+            dev_token,
+        })
+    }
+
+    /// The address the gateway is bound to.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The development token, when tokens are verified with the development key.
+    pub fn dev_token(&self) -> Option<&str> {
+        self.dev_token.as_deref()
+    }
+
+    /// The store, for tests that look beneath the API.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Serves until `shutdown` resolves, then finishes requests in flight.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        self.store.close().await;
+        Ok(())
+    }
+}
+
+/// Connects to the configured database.
+pub async fn connect_store(config: &Config) -> Result<Store, StartError> {
+    if config.database_url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir)?;
+    }
+    let options = StoreOptions {
+        max_connections: config.db_max_connections,
+        statement_timeout: config.statement_timeout,
+    };
+    Store::connect(&config.database_url, &options)
+        .await
+        .map_err(|err| format!("connecting to the database: {err}").into())
+}
+
+/// The key source of the config, and the development secret when that is it.
+async fn token_keys(config: &Config) -> Result<(KeySource, Option<Vec<u8>>), StartError> {
+    Ok(match &config.token_keys {
+        TokenKeys::Development => {
+            let secret = load_or_create_dev_secret(&config.data_dir)?;
+            (KeySource::hs256(&secret)?, Some(secret))
+        }
+        TokenKeys::Secret(secret) => (KeySource::hs256(secret.as_bytes())?, None),
+        TokenKeys::PublicKey(path) => {
+            let pem =
+                std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+            (KeySource::public_key_pem(&pem)?, None)
+        }
+        TokenKeys::Jwks(location) => (KeySource::jwks(location).await?, None),
+    })
+}

@@ -1,0 +1,116 @@
+//! The `actiongate` command: parse the settings, set up logging, then serve,
+//! migrate, print the schema or mint a token.
+
+use std::process::ExitCode;
+
+use actiongate::auth::dev::{TokenSpec, load_or_create_dev_secret, mint, parse_ttl, role_name};
+use actiongate::config::{Cli, Command, Config, LogFormat, TokenArgs};
+use actiongate::{App, StartError};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse_args();
+    init_tracing(cli.settings.log_format);
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("actiongate: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), StartError> {
+    let config = Config::from_settings(&cli.settings)?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config).await,
+        Command::Migrate => {
+            let store = actiongate::connect_store(&config).await?;
+            store.migrate().await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Schema => {
+            print!("{}", actiongate::graphql::sdl());
+            Ok(())
+        }
+        Command::Token(args) => {
+            println!("{}", mint_token(&config, &cli.settings.jwt_secret, &args)?);
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), StartError> {
+    let app = App::build(config).await?;
+    let address = app.address();
+    // Printed, not logged: a token never goes to the logs.
+    println!("actiongate is listening on http://{address}");
+    println!("GraphiQL: http://{address}/");
+    if let Some(token) = app.dev_token() {
+        println!("development token (tenant dev-tenant, read and write; pre-filled in GraphiQL):");
+        println!("{token}");
+    }
+    app.run_until_stopped(shutdown_signal()).await
+}
+
+fn mint_token(
+    config: &Config,
+    secret: &Option<String>,
+    args: &TokenArgs,
+) -> Result<String, StartError> {
+    let secret = match secret {
+        Some(secret) => secret.as_bytes().to_vec(),
+        None => load_or_create_dev_secret(&config.data_dir)?,
+    };
+    let spec = TokenSpec {
+        tenant: args.tenant.clone(),
+        app: args.app.clone(),
+        user: args.user.clone(),
+        roles: args
+            .roles
+            .iter()
+            .map(|r| role_name(r))
+            .collect::<Result<_, _>>()?,
+        ttl: parse_ttl(&args.ttl)?,
+        issuer: config.jwt_issuer.clone(),
+        audience: config.jwt_audience.clone(),
+    };
+    Ok(mint(&secret, &spec)?)
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("ACTIONGATE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,384 @@
+//! The provider configuration file (`--config`, TOML).
+//!
+//! ```toml
+//! [[providers]]
+//! name = "edge"            # what callers pass as vendorInformation.provider
+//! kind = "blocklist"       # blocklist | webhook | defender
+//! default = true           # chosen when a request names no provider
+//! actions = ["blockIp"]    # optional: the catalog actions it serves (default: all)
+//! tenants = ["contoso"]    # optional: the tenants that may use it (default: all)
+//! directory = "/var/lib/actiongate/blocklists"
+//! ```
+//!
+//! `examples/providers.toml` shows every kind with every key.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::parse_duration;
+use crate::domain::catalog::{CATALOG, find_action};
+use crate::domain::providers::{ProviderDirectory, ProviderEntry};
+
+/// A secret from the configuration; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The configured providers.
+#[derive(Debug, Clone)]
+pub struct ProvidersFile {
+    pub providers: Vec<ProviderConfig>,
+}
+
+/// One configured provider.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub entry: ProviderEntry,
+    pub spec: ProviderSpec,
+}
+
+/// What a provider is, with the settings of its kind.
+#[derive(Debug, Clone)]
+pub enum ProviderSpec {
+    Blocklist {
+        directory: PathBuf,
+    },
+    Webhook {
+        url: String,
+        secret: Secret,
+        timeout: Option<Duration>,
+    },
+    Defender(DefenderSettings),
+}
+
+/// Settings of a Microsoft Defender for Endpoint provider.
+#[derive(Debug, Clone)]
+pub struct DefenderSettings {
+    pub api_base: String,
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub scope: String,
+    pub severity: String,
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    providers: Vec<RawProvider>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    name: String,
+    kind: String,
+    #[serde(default)]
+    default: bool,
+    actions: Option<Vec<String>>,
+    tenants: Option<Vec<String>>,
+    vendor: Option<String>,
+    version: Option<String>,
+    timeout: Option<String>,
+    // blocklist
+    directory: Option<PathBuf>,
+    // webhook
+    url: Option<String>,
+    secret: Option<String>,
+    secret_env: Option<String>,
+    // defender
+    api_base: Option<String>,
+    token_url: Option<String>,
+    azure_tenant_id: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    client_secret_env: Option<String>,
+    scope: Option<String>,
+    severity: Option<String>,
+}
+
+const DEFENDER_API: &str = "https://api.securitycenter.microsoft.com";
+const DEFENDER_SCOPE: &str = "https://api.securitycenter.microsoft.com/.default";
+
+impl ProvidersFile {
+    /// One blocklist provider under `<data_dir>/blocklists`: what runs without
+    /// a configuration file.
+    pub fn default_blocklist(data_dir: &Path) -> ProvidersFile {
+        ProvidersFile {
+            providers: vec![ProviderConfig {
+                entry: ProviderEntry::blocklist_default(),
+                spec: ProviderSpec::Blocklist {
+                    directory: data_dir.join("blocklists"),
+                },
+            }],
+        }
+    }
+
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path, data_dir: &Path) -> Result<ProvidersFile, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        ProvidersFile::parse(&text, data_dir).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Parses and checks configuration text.
+    pub fn parse(text: &str, data_dir: &Path) -> Result<ProvidersFile, String> {
+        let raw: RawFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        if raw.providers.is_empty() {
+            return Err("no [[providers]] are configured".into());
+        }
+        let mut providers: Vec<ProviderConfig> = Vec::new();
+        for provider in raw.providers {
+            let name = provider.name.clone();
+            let parsed = parse_provider(provider, data_dir)
+                .map_err(|e| format!("provider '{name}': {e}"))?;
+            if providers.iter().any(|p| p.entry.name == parsed.entry.name) {
+                return Err(format!("provider '{name}' is configured twice"));
+            }
+            providers.push(parsed);
+        }
+        if providers.iter().filter(|p| p.entry.default).count() > 1 {
+            return Err("more than one provider is marked default".into());
+        }
+        Ok(ProvidersFile { providers })
+    }
+
+    /// What validation needs to know of the providers.
+    pub fn directory(&self) -> ProviderDirectory {
+        ProviderDirectory::new(self.providers.iter().map(|p| p.entry.clone()).collect())
+    }
+}
+
+fn parse_provider(raw: RawProvider, data_dir: &Path) -> Result<ProviderConfig, String> {
+    if raw.name.is_empty()
+        || raw.name.len() > 64
+        || !raw
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        return Err("a name is 1 to 64 letters, digits, '-', '_' or '.'".into());
+    }
+    let serves = match &raw.actions {
+        None => CATALOG.iter().map(|a| a.name).collect(),
+        Some(names) => names
+            .iter()
+            .map(|n| {
+                find_action(n)
+                    .map(|a| a.name)
+                    .ok_or_else(|| format!("unknown action '{n}'"))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    let timeout = raw.timeout.as_deref().map(parse_duration).transpose()?;
+    let not_for = |kind: &str, keys: &[(&str, bool)]| -> Result<(), String> {
+        match keys.iter().find(|(_, set)| *set) {
+            Some((key, _)) => Err(format!("'{key}' does not apply to a {kind} provider")),
+            None => Ok(()),
+        }
+    };
+    let (spec, vendor) = match raw.kind.as_str() {
+        "blocklist" => {
+            not_for(
+                "blocklist",
+                &[
+                    ("url", raw.url.is_some()),
+                    ("secret", raw.secret.is_some() || raw.secret_env.is_some()),
+                    ("client_id", raw.client_id.is_some()),
+                    ("api_base", raw.api_base.is_some()),
+                    ("timeout", raw.timeout.is_some()),
+                ],
+            )?;
+            let directory = raw.directory.unwrap_or_else(|| data_dir.join("blocklists"));
+            (ProviderSpec::Blocklist { directory }, "actiongate")
+        }
+        "webhook" => {
+            not_for(
+                "webhook",
+                &[
+                    ("directory", raw.directory.is_some()),
+                    ("client_id", raw.client_id.is_some()),
+                    ("api_base", raw.api_base.is_some()),
+                ],
+            )?;
+            let url = raw.url.ok_or("'url' is required")?;
+            check_http_url(&url)?;
+            let secret = secret_from(raw.secret, raw.secret_env, "secret")?;
+            (
+                ProviderSpec::Webhook {
+                    url,
+                    secret,
+                    timeout,
+                },
+                "webhook",
+            )
+        }
+        "defender" => {
+            not_for(
+                "defender",
+                &[
+                    ("directory", raw.directory.is_some()),
+                    ("url", raw.url.is_some()),
+                    ("secret", raw.secret.is_some() || raw.secret_env.is_some()),
+                ],
+            )?;
+            let api_base = raw.api_base.unwrap_or_else(|| DEFENDER_API.to_owned());
+            check_http_url(&api_base)?;
+            let token_url = match (raw.token_url, raw.azure_tenant_id) {
+                (Some(url), _) => url,
+                (None, Some(tenant)) => {
+                    format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token")
+                }
+                (None, None) => return Err("'token_url' or 'azure_tenant_id' is required".into()),
+            };
+            check_http_url(&token_url)?;
+            let settings = DefenderSettings {
+                api_base: api_base.trim_end_matches('/').to_owned(),
+                token_url,
+                client_id: raw.client_id.ok_or("'client_id' is required")?,
+                client_secret: secret_from(
+                    raw.client_secret,
+                    raw.client_secret_env,
+                    "client_secret",
+                )?,
+                scope: raw.scope.unwrap_or_else(|| DEFENDER_SCOPE.to_owned()),
+                severity: raw.severity.unwrap_or_else(|| "High".to_owned()),
+                timeout,
+            };
+            (ProviderSpec::Defender(settings), "Microsoft")
+        }
+        other => {
+            return Err(format!(
+                "unknown kind '{other}' (blocklist, webhook or defender)"
+            ));
+        }
+    };
+    Ok(ProviderConfig {
+        entry: ProviderEntry {
+            name: raw.name,
+            kind: raw.kind,
+            vendor: raw.vendor.unwrap_or_else(|| vendor.to_owned()),
+            version: raw.version,
+            serves,
+            default: raw.default,
+            tenants: raw.tenants,
+        },
+        spec,
+    })
+}
+
+fn check_http_url(url: &str) -> Result<(), String> {
+    match url::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
+        _ => Err(format!("'{url}' is not an http(s) URL")),
+    }
+}
+
+/// A secret given inline or, better, by the name of an environment variable.
+fn secret_from(inline: Option<String>, env: Option<String>, key: &str) -> Result<Secret, String> {
+    match (inline, env) {
+        (Some(_), Some(_)) => Err(format!("give '{key}' or '{key}_env', not both")),
+        (Some(value), None) => Ok(Secret(value)),
+        (None, Some(var)) => std::env::var(&var)
+            .map(Secret)
+            .map_err(|_| format!("environment variable {var} (from '{key}_env') is not set")),
+        (None, None) => Err(format!("'{key}' or '{key}_env' is required")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_parses_with_its_keys() {
+        let text = r#"
+            [[providers]]
+            name = "edge"
+            kind = "blocklist"
+            default = true
+
+            [[providers]]
+            name = "soar"
+            kind = "webhook"
+            url = "https://soar.example/hook"
+            secret = "s3cret"
+            actions = ["BlockIp", "blockUrl"]
+            timeout = "5s"
+
+            [[providers]]
+            name = "mde"
+            kind = "defender"
+            azure_tenant_id = "contoso"
+            client_id = "id"
+            client_secret = "cs"
+            tenants = ["contoso"]
+        "#;
+        let file = ProvidersFile::parse(text, Path::new("data")).unwrap();
+        assert_eq!(file.providers.len(), 3);
+        assert_eq!(file.providers[1].entry.serves, vec!["blockIp", "blockUrl"]);
+        match &file.providers[2].spec {
+            ProviderSpec::Defender(d) => {
+                assert_eq!(
+                    d.token_url,
+                    "https://login.microsoftonline.com/contoso/oauth2/v2.0/token"
+                );
+                assert_eq!(d.api_base, DEFENDER_API);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!format!("{:?}", file.providers[1].spec).contains("s3cret"));
+    }
+
+    #[test]
+    fn mistakes_are_reported_by_provider_and_key() {
+        let cases = [
+            (
+                "[[providers]]\nname='a'\nkind='webhook'\nsecret='x'",
+                "'url' is required",
+            ),
+            (
+                "[[providers]]\nname='a'\nkind='blocklist'\nurl='http://x'",
+                "'url' does not apply",
+            ),
+            ("[[providers]]\nname='a'\nkind='mail'", "unknown kind"),
+            (
+                "[[providers]]\nname='a'\nkind='blocklist'\nactions=['blockFoo']",
+                "unknown action",
+            ),
+            (
+                "[[providers]]\nname='a'\nkind='blocklist'\n[[providers]]\nname='a'\nkind='blocklist'",
+                "configured twice",
+            ),
+            (
+                "[[providers]]\nname='a'\nkind='blocklist'\ncolour='red'",
+                "unknown field",
+            ),
+            ("", "no [[providers]]"),
+        ];
+        for (text, expected) in cases {
+            let err = ProvidersFile::parse(text, Path::new("data")).unwrap_err();
+            assert!(err.contains(expected), "{text:?}: {err}");
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! sea-orm entities of the three tables. Only the store uses them: the rest of
+//! the gateway sees domain types.
+
+pub mod action;
+pub mod parameter;
+pub mod state;

@@ -1,0 +1,139 @@
+//! The store: the only code that talks to the database.
+//!
+//! It takes and returns domain types; sea-orm models stay inside. Every function
+//! that reads or writes actions takes the caller's tenant and scopes the query by
+//! it, so one tenant's id never reaches another tenant's rows.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+use tracing::info;
+
+use crate::error::AppError;
+
+mod actions;
+mod cancel;
+pub(crate) mod entities;
+mod filter_sql;
+mod rows;
+mod transition;
+
+pub use actions::{ActionPage, Invoked, Side};
+pub use cancel::CancelOutcome;
+
+/// Settings of the connection pool.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Most connections the pool opens.
+    pub max_connections: u32,
+    /// How long a query may run before the database cancels it.
+    pub statement_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_connections: 16,
+            statement_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+    queries: Arc<AtomicU64>,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`). On SQLite it turns on
+    /// WAL, a busy timeout and foreign keys.
+    pub async fn connect(url: &str, options: &StoreOptions) -> Result<Store, AppError> {
+        let mut connect = ConnectOptions::new(url.to_owned());
+        connect
+            .max_connections(options.max_connections)
+            .min_connections(1)
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(10))
+            .sqlx_logging(false);
+        let is_sqlite = url.starts_with("sqlite:");
+        if is_sqlite {
+            let busy = options.statement_timeout;
+            connect.map_sqlx_sqlite_opts(move |opts| {
+                opts.journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+                    .busy_timeout(busy)
+                    .foreign_keys(true)
+            });
+        } else {
+            connect.statement_timeout(options.statement_timeout);
+        }
+        let mut db = Database::connect(connect).await.map_err(AppError::from)?;
+        let queries = Arc::new(AtomicU64::new(0));
+        let counter = queries.clone();
+        db.set_metric_callback(move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
+        info!(backend = ?db.get_database_backend(), "database connected");
+        Ok(Store { db, queries })
+    }
+
+    /// Applies every pending migration. On PostgreSQL an advisory lock makes
+    /// replicas that start together migrate one after the other.
+    pub async fn migrate(&self) -> Result<(), AppError> {
+        use migrations::MigratorTrait;
+        match self.backend() {
+            DbBackend::Postgres => {
+                let txn = self.db.begin().await?;
+                txn.execute_unprepared("SELECT pg_advisory_xact_lock(7367021865)")
+                    .await?;
+                migrations::Migrator::up(&txn, None).await?;
+                txn.commit().await?;
+            }
+            _ => migrations::Migrator::up(&self.db, None).await?,
+        }
+        Ok(())
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), AppError> {
+        self.db.ping().await.map_err(AppError::from)
+    }
+
+    /// Queries run since start, for `/metrics` and tests of batching.
+    pub fn queries_executed(&self) -> u64 {
+        self.queries.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    pub(crate) fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Starts a transaction that will write. On SQLite it takes the write lock
+    /// at once (`BEGIN IMMEDIATE`), so it waits for other writers instead of
+    /// failing when it upgrades from reading.
+    pub(crate) async fn begin_write(&self) -> Result<DatabaseTransaction, AppError> {
+        let options = TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        };
+        Ok(self.db.begin_with_options(options).await?)
+    }
+
+    /// Closes every connection of the pool.
+    pub async fn close(self) {
+        if let Err(err) = self.db.close().await {
+            tracing::warn!(error = %err, "closing the database pool");
+        }
+    }
+}
