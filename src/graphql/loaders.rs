@@ -5,18 +5,20 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use uuid::Uuid;
 
 use crate::domain::action::{Action, Parameter, StateChange};
 use crate::error::AppError;
 use crate::store::Store;
 
-/// The loaders of one request (or one subscription event).
+/// The loaders of one request (or one subscription event). Each caches what
+/// it loaded for the request's lifetime, so a list can load the parts of all
+/// its actions at once and each action then finds its own in the cache.
 pub struct RequestLoaders {
-    pub actions: DataLoader<ActionsLoader>,
-    pub parameters: DataLoader<ParametersLoader>,
-    pub states: DataLoader<StatesLoader>,
+    pub actions: DataLoader<ActionsLoader, HashMapCache>,
+    pub parameters: DataLoader<ParametersLoader, HashMapCache>,
+    pub states: DataLoader<StatesLoader, HashMapCache>,
 }
 
 impl RequestLoaders {
@@ -25,11 +27,32 @@ impl RequestLoaders {
             store: store.clone(),
             tenant: tenant.to_owned(),
         };
+        let cache = HashMapCache::default;
         RequestLoaders {
-            actions: DataLoader::new(ActionsLoader(scope()), tokio::spawn),
-            parameters: DataLoader::new(ParametersLoader(scope()), tokio::spawn),
-            states: DataLoader::new(StatesLoader(scope()), tokio::spawn),
+            actions: DataLoader::with_cache(ActionsLoader(scope()), tokio::spawn, cache()),
+            parameters: DataLoader::with_cache(ParametersLoader(scope()), tokio::spawn, cache()),
+            states: DataLoader::with_cache(StatesLoader(scope()), tokio::spawn, cache()),
         }
+    }
+
+    /// Loads, in one query each, the parameters and states of the actions
+    /// `ids` that the selection of `field` asks for.
+    pub async fn prime(
+        &self,
+        field: async_graphql::SelectionField<'_>,
+        ids: &[Uuid],
+    ) -> Result<(), Arc<AppError>> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let wants = |name: &str| field.selection_set().any(|f| f.name() == name);
+        if wants("parameters") {
+            self.parameters.load_many(ids.iter().copied()).await?;
+        }
+        if wants("states") {
+            self.states.load_many(ids.iter().copied()).await?;
+        }
+        Ok(())
     }
 }
 

@@ -33,6 +33,8 @@ impl Query {
 
     /// The caller's tenant's actions that pass `filter`, as a Relay connection
     /// with keyset cursors. `first` / `last` are at most 100 (default 20 first).
+    // The arguments are Relay's and the contract's; a struct would change the schema.
+    #[allow(clippy::too_many_arguments)]
     async fn actions(
         &self,
         ctx: &Context<'_>,

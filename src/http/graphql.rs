@@ -24,6 +24,35 @@ use crate::graphql::loaders::RequestLoaders;
 /// The media type of the GraphQL-over-HTTP spec.
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
+/// The body of a GraphQL POST, per the GraphQL-over-HTTP spec.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GraphqlBody {
+    query: String,
+    #[serde(default)]
+    operation_name: Option<String>,
+    #[serde(default)]
+    variables: Option<async_graphql::Variables>,
+    #[serde(default)]
+    extensions: Option<async_graphql::Extensions>,
+}
+
+impl GraphqlBody {
+    fn into_request(self) -> async_graphql::Request {
+        let mut request = async_graphql::Request::new(self.query);
+        if let Some(name) = self.operation_name {
+            request = request.operation_name(name);
+        }
+        if let Some(variables) = self.variables {
+            request = request.variables(variables);
+        }
+        if let Some(extensions) = self.extensions {
+            request.extensions = extensions;
+        }
+        request
+    }
+}
+
 /// The id of one HTTP request, in logs and in `extensions.requestId`.
 #[derive(Clone, Copy, Debug)]
 pub struct RequestId(pub Uuid);
@@ -77,8 +106,8 @@ pub async fn post(
                 request_id,
             );
         }
-        let request: async_graphql::Request = match serde_json::from_slice(&body) {
-            Ok(request) => request,
+        let request = match serde_json::from_slice::<GraphqlBody>(&body) {
+            Ok(body) => body.into_request(),
             Err(_) => {
                 return error_response(
                     StatusCode::BAD_REQUEST,

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use async_graphql::http::GraphiQLSource;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
@@ -41,20 +40,32 @@ impl Default for HttpOptions {
     }
 }
 
+/// The GraphiQL page; its settings object is filled in at start.
+const GRAPHIQL_HTML: &str = include_str!("graphiql.html");
+const SETTINGS_START: &str = "/*ACTIONGATE_SETTINGS*/";
+const SETTINGS_END: &str = "/*END*/";
+
 /// Renders GraphiQL, with the Authorization header filled in when a
-/// development token is at hand.
+/// development token is at hand (in the headers editor, and in the WebSocket's
+/// `connection_init` for subscriptions).
 pub fn graphiql_page(dev_token: Option<&str>) -> String {
-    let bearer = dev_token.map(|t| format!("Bearer {t}"));
-    let mut source = GraphiQLSource::build()
-        .endpoint("/graphql")
-        .subscription_endpoint("/graphql/ws")
-        .title("actiongate");
-    if let Some(bearer) = &bearer {
-        source = source
-            .header("Authorization", bearer)
-            .ws_connection_param("Authorization", bearer);
-    }
-    source.finish()
+    let settings = serde_json::json!({
+        "authorization": dev_token.map(|t| format!("Bearer {t}")),
+    });
+    // JSON inside a <script>: escape what could end the element.
+    let settings = settings.to_string().replace('<', "\\u003c");
+    let start = GRAPHIQL_HTML
+        .find(SETTINGS_START)
+        .expect("the page has its settings marker");
+    let end = GRAPHIQL_HTML
+        .find(SETTINGS_END)
+        .expect("the page has its settings end marker")
+        + SETTINGS_END.len();
+    format!(
+        "{}{settings}{}",
+        &GRAPHIQL_HTML[..start],
+        &GRAPHIQL_HTML[end..]
+    )
 }
 
 /// The router of the gateway.

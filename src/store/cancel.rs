@@ -81,9 +81,9 @@ impl Store {
                     // Queue the revert. A running attempt keeps its lease (due_at
                     // is its expiry); the worker sees the request when it ends.
                     let result = action::Entity::update_many()
-                        .col_expr(action::Column::CancelRequestedAt, Expr::val(now).into())
-                        .col_expr(action::Column::Work, Expr::val(WORK_REVERT).into())
-                        .col_expr(action::Column::Attempts, Expr::val(0).into())
+                        .col_expr(action::Column::CancelRequestedAt, Expr::val(now))
+                        .col_expr(action::Column::Work, Expr::val(WORK_REVERT))
+                        .col_expr(action::Column::Attempts, Expr::val(0))
                         .col_expr(
                             action::Column::DueAt,
                             Expr::case(

@@ -116,7 +116,7 @@ mod tests {
 
     #[test]
     fn every_query_is_scoped_by_tenant() {
-        assert!(sql(&ActionFilter::default()).contains(r#""tenant_id" = 't1'"#));
+        assert!(sql(&ActionFilter::default()).contains(r#""actions"."tenant_id" = 't1'"#));
         let parameter = ActionFilter {
             parameter: Some(Parameter {
                 name: "ip".into(),
@@ -126,6 +126,10 @@ mod tests {
         };
         let text = sql(&parameter);
         assert_eq!(text.matches(r#""tenant_id" = 't1'"#).count(), 2, "{text}");
+        assert!(
+            text.contains(r#""action_parameters"."tenant_id" = 't1'"#),
+            "{text}"
+        );
     }
 
     #[test]
@@ -170,7 +174,9 @@ mod tests {
             .cond_where(tenant_condition("t1", &filter))
             .to_string(SqliteQueryBuilder);
         assert!(
-            text.contains(r#"NOT ("status" IN ('Failed') OR "user_name" = 'bob')"#),
+            text.contains(
+                r#"NOT ("actions"."status" IN ('Failed') OR "actions"."user_name" = 'bob')"#
+            ),
             "{text}"
         );
     }

@@ -65,8 +65,8 @@ impl Transition {
             )));
         }
         let mut update = action::Entity::update_many()
-            .col_expr(action::Column::Status, Expr::val(self.to.as_str()).into())
-            .col_expr(action::Column::LastActionAt, Expr::val(at).into());
+            .col_expr(action::Column::Status, Expr::val(self.to.as_str()))
+            .col_expr(action::Column::LastActionAt, Expr::val(at));
         for (column, value) in self.also {
             update = update.col_expr(column, value);
         }

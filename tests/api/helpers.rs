@@ -1,0 +1,349 @@
+//! The test harness: start the real gateway on port 0 against a fresh database
+//! (SQLite in a temporary directory, or a new PostgreSQL database), mint tokens,
+//! and send GraphQL over HTTP the way a client would.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actiongate::auth::dev::{TokenSpec, mint};
+use actiongate::auth::{READ_ROLE, READ_WRITE_ROLE};
+use actiongate::config::TokenKeys;
+use actiongate::{App, Config};
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The HS256 secret of test apps.
+pub const TEST_SECRET: &str = "test-secret-test-secret-test-secret-0123";
+
+/// Which database a test runs on.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    Sqlite,
+    /// The admin URL of a PostgreSQL server; each test gets a new database on it.
+    Postgres(String),
+}
+
+impl Backend {
+    /// PostgreSQL when `ACTIONGATE_TEST_POSTGRES_URL` is set.
+    pub fn postgres() -> Option<Backend> {
+        match std::env::var("ACTIONGATE_TEST_POSTGRES_URL") {
+            Ok(url) if !url.is_empty() => Some(Backend::Postgres(url)),
+            _ => {
+                eprintln!("skipped: set ACTIONGATE_TEST_POSTGRES_URL to run the PostgreSQL tests");
+                None
+            }
+        }
+    }
+}
+
+/// Generates, for each listed `async fn name(backend: Backend)`, a test on
+/// SQLite (`sqlite::name`) and one on PostgreSQL (`postgres::name`).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(backend) = $crate::helpers::Backend::postgres() {
+                        super::$name(backend).await
+                    }
+                }
+            )*
+        }
+    };
+}
+
+/// A fresh database, dropped with the test.
+pub struct TestDatabase {
+    pub url: String,
+    /// For PostgreSQL: the admin URL and the database name, to drop it.
+    postgres: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDatabase {
+    pub async fn create(backend: &Backend) -> TestDatabase {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("a temporary directory");
+                TestDatabase {
+                    url: format!("sqlite://{}/actiongate.db?mode=rwc", dir.path().display()),
+                    postgres: None,
+                    _dir: Some(dir),
+                }
+            }
+            Backend::Postgres(admin_url) => {
+                let name = format!("actiongate_test_{}", uuid::Uuid::new_v4().simple());
+                let admin = Database::connect(admin_url.as_str())
+                    .await
+                    .expect("connect to PostgreSQL");
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("create the test database");
+                admin.close().await.ok();
+                TestDatabase {
+                    url: replace_database(admin_url, &name),
+                    postgres: Some((admin_url.clone(), name)),
+                    _dir: None,
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some((admin_url, name)) = self.postgres.take() {
+            // Drop runs outside async; a short-lived runtime on its own thread
+            // removes the database, closing what the app left open.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(async {
+                    if let Ok(admin) = Database::connect(admin_url.as_str()).await {
+                        let _ = admin
+                            .execute_unprepared(&format!(
+                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                            ))
+                            .await;
+                        let _ = admin.close().await;
+                    }
+                });
+                Ok::<(), std::io::Error>(())
+            })
+            .join();
+        }
+    }
+}
+
+/// `postgres://u@h:p/db?x` with the database replaced by `name`.
+fn replace_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let path_start = base[authority_end..].find('/').map(|i| i + authority_end);
+    let root = match path_start {
+        Some(i) => &base[..i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{root}/{name}?{q}"),
+        None => format!("{root}/{name}"),
+    }
+}
+
+/// A running gateway and a client for it.
+pub struct TestApp {
+    pub address: std::net::SocketAddr,
+    pub client: reqwest::Client,
+    pub store: actiongate::store::Store,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+    pub data_dir: tempfile::TempDir,
+    /// Shared by the apps of one test that run on the same database.
+    pub database: Arc<TestDatabase>,
+}
+
+/// A change to the default test config.
+type ConfigEdit = Box<dyn FnOnce(&mut Config) + Send>;
+
+/// Builds a [`TestApp`] with changes to the default test config.
+pub struct TestAppBuilder {
+    backend: Backend,
+    database: Option<Arc<TestDatabase>>,
+    edits: Vec<ConfigEdit>,
+}
+
+impl TestAppBuilder {
+    /// Changes the config before the app is built.
+    pub fn configure(mut self, edit: impl FnOnce(&mut Config) + Send + 'static) -> Self {
+        self.edits.push(Box::new(edit));
+        self
+    }
+
+    /// Runs on the database of another app of the test, as a second replica.
+    pub fn on_database(mut self, database: &Arc<TestDatabase>) -> Self {
+        self.database = Some(database.clone());
+        self
+    }
+
+    pub async fn spawn(self) -> TestApp {
+        let data_dir = tempfile::tempdir().expect("a temporary directory");
+        let database = match self.database {
+            Some(database) => database,
+            None => Arc::new(TestDatabase::create(&self.backend).await),
+        };
+        let mut config = Config::new(data_dir.path(), Some(database.url.clone()));
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.token_keys = TokenKeys::Secret(TEST_SECRET.into());
+        config.db_max_connections = 8;
+        for edit in self.edits {
+            edit(&mut config);
+        }
+        let app = App::build(config).await.expect("the app builds");
+        let address = app.address();
+        let store = app.store().clone();
+        let (tx, rx) = oneshot::channel();
+        let server = tokio::spawn(async move {
+            app.run_until_stopped(async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("the app runs");
+        });
+        TestApp {
+            address,
+            client: reqwest::Client::new(),
+            store,
+            shutdown: Some(tx),
+            server: Some(server),
+            data_dir,
+            database,
+        }
+    }
+}
+
+impl TestApp {
+    /// A test app with the default test config.
+    pub async fn spawn(backend: Backend) -> TestApp {
+        TestApp::builder(backend).spawn().await
+    }
+
+    pub fn builder(backend: Backend) -> TestAppBuilder {
+        TestAppBuilder {
+            backend,
+            database: None,
+            edits: Vec::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// POSTs a GraphQL request with `token` and returns the response body.
+    pub async fn gql(&self, token: &str, query: &str, variables: Value) -> Value {
+        self.post_graphql(
+            Some(token),
+            json!({ "query": query, "variables": variables }),
+        )
+        .await
+        .json()
+        .await
+        .expect("a JSON body")
+    }
+
+    /// POSTs a JSON body to `/graphql`.
+    pub async fn post_graphql(&self, token: Option<&str>, body: Value) -> reqwest::Response {
+        let mut request = self.client.post(self.url("/graphql")).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("the gateway answers")
+    }
+
+    /// Invokes `blockIp` on `ip` and returns the action.
+    pub async fn block_ip(&self, token: &str, ip: &str) -> Value {
+        let body = self
+            .gql(
+                token,
+                "mutation($ip: String!) { invokeAction(input: {name: \"blockIp\", parameters: [{name: \"ip\", value: $ip}]}) { id status name } }",
+                json!({ "ip": ip }),
+            )
+            .await;
+        assert_no_errors(&body);
+        body["data"]["invokeAction"].clone()
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(30), server).await;
+        }
+    }
+
+    pub fn data_path(&self) -> PathBuf {
+        self.data_dir.path().to_path_buf()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+/// A token for `tenant` with the given roles.
+pub fn token_with(tenant: &str, app: &str, user: &str, roles: &[&str]) -> String {
+    let spec = TokenSpec {
+        tenant: tenant.into(),
+        app: app.into(),
+        user: user.into(),
+        roles: roles.iter().map(|r| r.to_string()).collect(),
+        ttl: Duration::from_secs(600),
+        issuer: None,
+        audience: None,
+    };
+    mint(TEST_SECRET.as_bytes(), &spec).expect("a token")
+}
+
+/// A read-write token for `tenant`.
+pub fn writer(tenant: &str) -> String {
+    token_with(tenant, "app-1", "analyst@example.com", &[READ_WRITE_ROLE])
+}
+
+/// A read-only token for `tenant`.
+pub fn reader(tenant: &str) -> String {
+    token_with(tenant, "app-1", "viewer@example.com", &[READ_ROLE])
+}
+
+/// Panics with the errors when the response has any.
+pub fn assert_no_errors(body: &Value) {
+    assert!(body.get("errors").is_none(), "unexpected errors: {body:#}");
+}
+
+/// The `extensions.code` of the first error.
+pub fn error_code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {body:#}"))
+}
+
+/// The `extensions.field` of the first error.
+pub fn error_field(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["field"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error field in {body:#}"))
+}
+
+/// How many actions the tenant of `token` sees.
+pub async fn total_count(app: &TestApp, token: &str) -> i64 {
+    let body = app
+        .gql(token, "{ actions { totalCount } }", json!({}))
+        .await;
+    assert_no_errors(&body);
+    body["data"]["actions"]["totalCount"]
+        .as_i64()
+        .expect("a count")
+}

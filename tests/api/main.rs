@@ -1,0 +1,14 @@
+//! Integration tests: the real gateway on port 0, spoken to over HTTP.
+//! Each test runs on SQLite and, when `ACTIONGATE_TEST_POSTGRES_URL` is set, on
+//! a fresh PostgreSQL database.
+
+mod helpers;
+
+mod auth;
+mod cancel;
+mod first_run;
+mod http;
+mod invoke;
+mod queries;
+mod restart;
+mod tenancy;

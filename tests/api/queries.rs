@@ -1,0 +1,491 @@
+//! Queries: `action`, `actions` (filters, ordering, keyset pages),
+//! `actionCounts` and `actionCatalog`.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    Backend, TestApp, assert_no_errors, error_code, error_field, token_with, writer,
+};
+
+const PAGE: &str = "query($first: Int, $after: String, $last: Int, $before: String, $filter: ActionFilter, $orderBy: ActionOrder) {
+    actions(first: $first, after: $after, last: $last, before: $before, filter: $filter, orderBy: $orderBy) {
+        totalCount
+        edges { cursor node { id } }
+        nodes { id }
+        pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+    }
+}";
+
+async fn page(app: &TestApp, token: &str, variables: Value) -> Value {
+    let body = app.gql(token, PAGE, variables).await;
+    assert_no_errors(&body);
+    body["data"]["actions"].clone()
+}
+
+fn ids(page: &Value) -> Vec<String> {
+    page["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn filtered_ids(app: &TestApp, token: &str, filter: Value) -> Vec<String> {
+    let page = page(app, token, json!({"first": 100, "filter": filter})).await;
+    let mut found = ids(&page);
+    found.sort();
+    found
+}
+
+async fn action_of_an_unknown_id_is_null_and_a_malformed_id_is_bad_user_input(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = writer("tenant-a");
+    let unknown = app
+        .gql(
+            &token,
+            "{ action(id: \"00000000-0000-7000-8000-000000000000\") { id } }",
+            json!({}),
+        )
+        .await;
+    assert_no_errors(&unknown);
+    assert!(unknown["data"]["action"].is_null());
+    let malformed = app
+        .gql(&token, "{ action(id: \"1 OR 1=1\") { id } }", json!({}))
+        .await;
+    assert_eq!(error_code(&malformed), "BAD_USER_INPUT");
+    assert_eq!(error_field(&malformed), "id");
+}
+
+async fn pages_walk_forward_and_backward_without_gaps_while_actions_are_added(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = writer("tenant-a");
+    let mut created = Vec::new();
+    for i in 0..25 {
+        created.push(
+            app.block_ip(&token, &format!("10.0.0.{i}")).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let newest_first: Vec<String> = created.iter().rev().cloned().collect();
+
+    // Forward, newest first, 10 a page, adding actions between pages.
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let p = page(&app, &token, json!({"first": 10, "after": after})).await;
+        seen.extend(ids(&p));
+        pages += 1;
+        assert_eq!(p["pageInfo"]["hasPreviousPage"], json!(pages > 1));
+        app.block_ip(&token, &format!("10.0.1.{pages}")).await;
+        if p["pageInfo"]["hasNextPage"] == json!(false) {
+            break;
+        }
+        after = p["pageInfo"]["endCursor"].as_str().map(String::from);
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(
+        seen, newest_first,
+        "every action once, in order, none of the added ones"
+    );
+
+    // Backward from the end of the same newest-first list, with `last`/`before`.
+    let tail = page(&app, &token, json!({"last": 10})).await;
+    assert_eq!(
+        ids(&tail),
+        newest_first[15..].to_vec(),
+        "the last 10 are the oldest, newest first"
+    );
+    assert_eq!(tail["pageInfo"]["hasNextPage"], json!(false));
+    assert_eq!(tail["pageInfo"]["hasPreviousPage"], json!(true));
+    let middle = page(
+        &app,
+        &token,
+        json!({"last": 10, "before": tail["pageInfo"]["startCursor"]}),
+    )
+    .await;
+    assert_eq!(ids(&middle), newest_first[5..15].to_vec());
+    assert_eq!(middle["pageInfo"]["hasNextPage"], json!(true));
+    app.block_ip(&token, "10.0.2.1").await;
+    let head = page(
+        &app,
+        &token,
+        json!({"last": 10, "before": middle["pageInfo"]["startCursor"]}),
+    )
+    .await;
+    let head_ids = ids(&head);
+    assert_eq!(head_ids.len(), 9, "the 5 left and the 4 added since");
+    assert_eq!(head_ids[4..].to_vec(), newest_first[..5].to_vec());
+    assert_eq!(head["pageInfo"]["hasPreviousPage"], json!(false));
+
+    // The edges carry the same actions as the nodes.
+    let edge_ids: Vec<&str> = head["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        edge_ids,
+        head_ids.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+
+    // totalCount counts every page.
+    assert_eq!(head["totalCount"], json!(25 + 3 + 1));
+}
+
+async fn page_arguments_are_checked(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = writer("tenant-a");
+    app.block_ip(&token, "10.0.0.1").await;
+    let cases = [
+        (json!({"first": 101}), "first"),
+        (json!({"last": 101}), "last"),
+        (json!({"first": -1}), "first"),
+        (json!({"first": 1, "last": 1}), "last"),
+        (json!({"after": "bm90LWEtY3Vyc29y"}), "after"),
+        (json!({"before": "!!"}), "before"),
+        (json!({"after": "x", "before": "y"}), "before"),
+    ];
+    for (variables, field) in cases {
+        let body = app.gql(&token, PAGE, variables.clone()).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{variables}");
+        assert_eq!(error_field(&body), field, "{variables}");
+    }
+    let at_cap = app.gql(&token, PAGE, json!({"first": 100})).await;
+    assert_no_errors(&at_cap);
+    // A cursor of one ordering does not serve another.
+    let by_created = page(&app, &token, json!({"first": 1})).await;
+    let cursor = by_created["pageInfo"]["endCursor"].clone();
+    let mixed = app
+        .gql(&token, PAGE, json!({"first": 1, "after": cursor, "orderBy": {"field": "LAST_ACTION_DATE_TIME", "direction": "DESC"}}))
+        .await;
+    assert_eq!(error_code(&mixed), "BAD_USER_INPUT");
+}
+
+async fn every_filter_selects_what_it_names(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alice = token_with(
+        "tenant-a",
+        "app-1",
+        "alice",
+        &[actiongate::auth::READ_WRITE_ROLE],
+    );
+    let bob = token_with(
+        "tenant-a",
+        "app-2",
+        "bob",
+        &[actiongate::auth::READ_WRITE_ROLE],
+    );
+    let invoke = |token: String, input: Value| {
+        let app = &app;
+        async move {
+            let body = app
+                .gql(&token, "mutation($i: InvokeActionInput!) { invokeAction(input: $i) { id createdDateTime } }", json!({"i": input}))
+                .await;
+            assert_no_errors(&body);
+            body["data"]["invokeAction"].clone()
+        }
+    };
+    let ip = invoke(alice.clone(), json!({"name": "blockIp", "parameters": [{"name": "ip", "value": "203.0.113.7"}], "clientContext": "ctx-1"})).await;
+    let domain = invoke(
+        alice.clone(),
+        json!({"name": "blockDomain", "parameters": [{"name": "domain", "value": "evil.example"}]}),
+    )
+    .await;
+    let url = invoke(bob.clone(), json!({"name": "allowUrl", "parameters": [{"name": "url", "value": "https://good.example/"}]})).await;
+    let hash = invoke(
+        bob.clone(),
+        json!({"name": "blockFile", "parameters": [{"name": "fileHash", "value": "A".repeat(64)}]}),
+    )
+    .await;
+    let id = |v: &Value| v["id"].as_str().unwrap().to_owned();
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    let (ip_id, domain_id, url_id, hash_id) = (id(&ip), id(&domain), id(&url), id(&hash));
+    let cancel = app
+        .gql(
+            &alice,
+            "mutation($id: ID!) { cancelAction(id: $id) { status } }",
+            json!({"id": domain_id}),
+        )
+        .await;
+    assert_no_errors(&cancel);
+
+    let cases: Vec<(Value, Vec<String>)> = vec![
+        (
+            json!({}),
+            vec![
+                ip_id.clone(),
+                domain_id.clone(),
+                url_id.clone(),
+                hash_id.clone(),
+            ],
+        ),
+        (
+            json!({"ids": [ip_id, url_id]}),
+            vec![ip_id.clone(), url_id.clone()],
+        ),
+        (json!({"ids": []}), vec![]),
+        (json!({"status": ["CANCELED"]}), vec![domain_id.clone()]),
+        (
+            json!({"status": ["NOT_STARTED", "CANCELED"]}),
+            vec![
+                ip_id.clone(),
+                domain_id.clone(),
+                url_id.clone(),
+                hash_id.clone(),
+            ],
+        ),
+        (
+            json!({"name": ["BlockIp", "blockFile"]}),
+            vec![ip_id.clone(), hash_id.clone()],
+        ),
+        (
+            json!({"provider": ["blocklist"]}),
+            vec![
+                ip_id.clone(),
+                domain_id.clone(),
+                url_id.clone(),
+                hash_id.clone(),
+            ],
+        ),
+        (json!({"provider": ["other"]}), vec![]),
+        (
+            json!({"appId": "app-2"}),
+            vec![url_id.clone(), hash_id.clone()],
+        ),
+        (
+            json!({"user": "alice"}),
+            vec![ip_id.clone(), domain_id.clone()],
+        ),
+        (json!({"clientContext": "ctx-1"}), vec![ip_id.clone()]),
+        (
+            json!({"parameter": {"name": "IP", "value": "203.0.113.7"}}),
+            vec![ip_id.clone()],
+        ),
+        (
+            json!({"parameter": {"name": "fileHash", "value": "a".repeat(64)}}),
+            vec![hash_id.clone()],
+        ),
+        (
+            json!({"parameter": {"name": "ip", "value": "203.0.113.8"}}),
+            vec![],
+        ),
+        (
+            json!({"createdAfter": url["createdDateTime"]}),
+            vec![url_id.clone(), hash_id.clone()],
+        ),
+        (
+            json!({"createdBefore": url["createdDateTime"]}),
+            vec![ip_id.clone(), domain_id.clone()],
+        ),
+        (
+            json!({"and": [{"appId": "app-1"}, {"status": ["NOT_STARTED"]}]}),
+            vec![ip_id.clone()],
+        ),
+        (
+            json!({"or": [{"user": "bob"}, {"clientContext": "ctx-1"}]}),
+            vec![ip_id.clone(), url_id.clone(), hash_id.clone()],
+        ),
+        (json!({"or": []}), vec![]),
+        (
+            json!({"not": {"user": "bob"}}),
+            vec![ip_id.clone(), domain_id.clone()],
+        ),
+        (
+            json!({"user": "alice", "not": {"or": [{"status": ["CANCELED"]}, {"name": ["blockFile"]}]}}),
+            vec![ip_id.clone()],
+        ),
+    ];
+    for (filter, expected) in cases {
+        assert_eq!(
+            filtered_ids(&app, &alice, filter.clone()).await,
+            sorted(expected),
+            "filter {filter}"
+        );
+    }
+}
+
+async fn malformed_filters_are_bad_user_input(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = writer("tenant-a");
+    let mut deep = json!({"user": "x"});
+    for _ in 0..6 {
+        deep = json!({"not": deep});
+    }
+    let cases = [
+        (json!({"ids": ["nope"]}), "filter.ids[0]"),
+        (json!({"name": ["blockFoo"]}), "filter.name[0]"),
+        (
+            json!({"parameter": {"name": "colour", "value": "red"}}),
+            "filter.parameter.name",
+        ),
+        (json!({"user": "a\u{0}b"}), "filter.user"),
+        (json!({"or": [{"ids": ["x"]}]}), "filter.or[0].ids[0]"),
+        (deep, "filter.not.not.not.not.not"),
+    ];
+    for (filter, field) in cases {
+        let body = app.gql(&token, PAGE, json!({"filter": filter})).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{filter}");
+        assert_eq!(error_field(&body), field, "{filter}");
+    }
+}
+
+async fn ordering_by_last_action_follows_status_changes(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = writer("tenant-a");
+    let first = app.block_ip(&token, "10.0.0.1").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let second = app.block_ip(&token, "10.0.0.2").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.gql(
+        &token,
+        "mutation($id: ID!) { cancelAction(id: $id) { id } }",
+        json!({"id": first}),
+    )
+    .await;
+    let by_last = page(
+        &app,
+        &token,
+        json!({"orderBy": {"field": "LAST_ACTION_DATE_TIME", "direction": "DESC"}}),
+    )
+    .await;
+    assert_eq!(ids(&by_last), vec![first.clone(), second.clone()]);
+    let by_created = page(
+        &app,
+        &token,
+        json!({"orderBy": {"field": "CREATED_DATE_TIME", "direction": "DESC"}}),
+    )
+    .await;
+    assert_eq!(ids(&by_created), vec![second, first]);
+}
+
+async fn action_counts_list_every_status_with_the_filter_applied(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = writer("tenant-a");
+    for i in 0..3 {
+        app.block_ip(&token, &format!("10.0.0.{i}")).await;
+    }
+    let canceled = app.block_ip(&token, "10.0.0.9").await;
+    app.gql(
+        &token,
+        "mutation($id: ID!) { cancelAction(id: $id) { id } }",
+        json!({"id": canceled["id"]}),
+    )
+    .await;
+
+    let body = app
+        .gql(&token, "{ actionCounts { status count } }", json!({}))
+        .await;
+    assert_no_errors(&body);
+    assert_eq!(
+        body["data"]["actionCounts"],
+        json!([
+            {"status": "NOT_STARTED", "count": 3},
+            {"status": "RUNNING", "count": 0},
+            {"status": "COMPLETED", "count": 0},
+            {"status": "FAILED", "count": 0},
+            {"status": "CANCELED", "count": 1},
+        ])
+    );
+    let filtered = app
+        .gql(&token, "{ actionCounts(filter: {parameter: {name: \"ip\", value: \"10.0.0.9\"}}) { status count } }", json!({}))
+        .await;
+    let total: i64 = filtered["data"]["actionCounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["count"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total, 1);
+}
+
+async fn the_catalog_lists_actions_parameters_and_providers(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let body = app
+        .gql(
+            &crate::helpers::reader("tenant-a"),
+            "{ actionCatalog { name verdict providers parameters { name required } } }",
+            json!({}),
+        )
+        .await;
+    assert_no_errors(&body);
+    let catalog = body["data"]["actionCatalog"].as_array().unwrap();
+    let names: Vec<&str> = catalog
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "blockIp",
+            "blockUrl",
+            "blockDomain",
+            "blockFile",
+            "allowIp",
+            "allowUrl",
+            "allowDomain",
+            "allowFile"
+        ]
+    );
+    assert_eq!(catalog[0]["providers"], json!(["blocklist"]));
+    assert_eq!(
+        catalog[3]["parameters"],
+        json!([{"name": "fileHash", "required": true}, {"name": "expirationDateTime", "required": false}])
+    );
+    assert_eq!(catalog[4]["verdict"], "ALLOW");
+}
+
+async fn listing_actions_with_states_and_parameters_costs_the_same_queries_for_10_or_100(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
+    let token = writer("tenant-a");
+    for i in 0..100 {
+        app.block_ip(&token, &format!("10.0.{}.{}", i / 250, i % 250))
+            .await;
+    }
+    let query = "query($n: Int) { actions(first: $n) { nodes { id parameters { name value } states { status } } } }";
+    let mut costs = Vec::new();
+    for n in [10, 100] {
+        let before = app.store.queries_executed();
+        let body = app.gql(&token, query, json!({"n": n})).await;
+        assert_no_errors(&body);
+        assert_eq!(
+            body["data"]["actions"]["nodes"].as_array().unwrap().len(),
+            n
+        );
+        costs.push(app.store.queries_executed() - before);
+    }
+    assert_eq!(
+        costs[0], costs[1],
+        "queries for 10 and for 100 actions: {costs:?}"
+    );
+    assert!(
+        costs[1] <= 4,
+        "a page with states and parameters takes {} queries",
+        costs[1]
+    );
+}
+
+crate::on_both_backends!(
+    action_of_an_unknown_id_is_null_and_a_malformed_id_is_bad_user_input,
+    pages_walk_forward_and_backward_without_gaps_while_actions_are_added,
+    page_arguments_are_checked,
+    every_filter_selects_what_it_names,
+    malformed_filters_are_bad_user_input,
+    ordering_by_last_action_follows_status_changes,
+    action_counts_list_every_status_with_the_filter_applied,
+    the_catalog_lists_actions_parameters_and_providers,
+    listing_actions_with_states_and_parameters_costs_the_same_queries_for_10_or_100,
+);
