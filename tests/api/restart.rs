@@ -12,15 +12,28 @@ async fn actions_survive_a_restart_and_are_shared_by_instances_on_one_database(b
     let database = first.database.clone();
     first.stop().await;
 
-    let second = TestApp::builder(backend.clone()).on_database(&database).spawn().await;
-    let third = TestApp::builder(backend).on_database(&database).spawn().await;
+    let second = TestApp::builder(backend.clone())
+        .on_database(&database)
+        .spawn()
+        .await;
+    let third = TestApp::builder(backend)
+        .on_database(&database)
+        .spawn()
+        .await;
 
     for app in [&second, &third] {
         let body = app
-            .gql(&token, "query($id: ID!) { action(id: $id) { id parameters { value } states { status } } }", json!({"id": id}))
+            .gql(
+                &token,
+                "query($id: ID!) { action(id: $id) { id parameters { value } states { status } } }",
+                json!({"id": id}),
+            )
             .await;
         assert_no_errors(&body);
-        assert_eq!(body["data"]["action"]["parameters"][0]["value"], "203.0.113.7");
+        assert_eq!(
+            body["data"]["action"]["parameters"][0]["value"],
+            "203.0.113.7"
+        );
     }
 }
 
