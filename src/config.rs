@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::executor::ExecutorOptions;
 use crate::providers::config::ProvidersFile;
 
 /// actiongate: a GraphQL gateway for security actions.
@@ -116,6 +117,40 @@ pub struct Settings {
     /// Longest a database statement may run, e.g. 10s.
     #[arg(long, env = "ACTIONGATE_STATEMENT_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
     pub statement_timeout: Duration,
+    /// Whether this process executes actions (a replica may only serve the API).
+    #[arg(long, env = "ACTIONGATE_EXECUTOR", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub executor: bool,
+    /// Attempts the executor runs at once.
+    #[arg(
+        long,
+        env = "ACTIONGATE_EXECUTOR_CONCURRENCY",
+        default_value_t = 16,
+        global = true
+    )]
+    pub executor_concurrency: usize,
+    /// How long a claimed action is leased before another executor may take it over.
+    #[arg(long, env = "ACTIONGATE_LEASE", default_value = "60s", value_parser = parse_duration, global = true)]
+    pub lease: Duration,
+    /// Attempts at an execution (or revert) before it fails for good.
+    #[arg(
+        long,
+        env = "ACTIONGATE_MAX_ATTEMPTS",
+        default_value_t = 5,
+        global = true
+    )]
+    pub max_attempts: u32,
+    /// How long a provider call may take, unless the provider sets its own `timeout`.
+    #[arg(long, env = "ACTIONGATE_PROVIDER_TIMEOUT", default_value = "15s", value_parser = parse_duration, global = true)]
+    pub provider_timeout: Duration,
+    /// Delay before the first retry; it doubles with each further one.
+    #[arg(long, env = "ACTIONGATE_RETRY_BASE_DELAY", default_value = "1s", value_parser = parse_duration, global = true)]
+    pub retry_base_delay: Duration,
+    /// Longest delay between retries.
+    #[arg(long, env = "ACTIONGATE_RETRY_MAX_DELAY", default_value = "5m", value_parser = parse_duration, global = true)]
+    pub retry_max_delay: Duration,
+    /// How long attempts in flight may take to finish on shutdown.
+    #[arg(long, env = "ACTIONGATE_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub shutdown_grace: Duration,
     /// Log format: text or json.
     #[arg(
         long,
@@ -165,6 +200,7 @@ pub struct Config {
     pub jwt_audience: Option<String>,
     pub db_max_connections: u32,
     pub statement_timeout: Duration,
+    pub executor: ExecutorOptions,
 }
 
 impl Config {
@@ -182,6 +218,7 @@ impl Config {
             jwt_audience: None,
             db_max_connections: 16,
             statement_timeout: Duration::from_secs(10),
+            executor: ExecutorOptions::default(),
         }
     }
 
@@ -213,6 +250,17 @@ impl Config {
         config.jwt_audience = settings.jwt_audience.clone();
         config.db_max_connections = settings.db_max_connections.max(1);
         config.statement_timeout = settings.statement_timeout;
+        config.executor = ExecutorOptions {
+            enabled: settings.executor,
+            concurrency: settings.executor_concurrency.max(1),
+            lease: settings.lease,
+            max_attempts: settings.max_attempts.max(1),
+            provider_timeout: settings.provider_timeout,
+            retry_base_delay: settings.retry_base_delay,
+            retry_max_delay: settings.retry_max_delay.max(settings.retry_base_delay),
+            shutdown_grace: settings.shutdown_grace,
+            ..ExecutorOptions::default()
+        };
         Ok(config)
     }
 }

@@ -7,14 +7,17 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod executor;
 pub mod graphql;
 pub mod http;
 pub mod providers;
@@ -25,8 +28,10 @@ pub use config::Config;
 use auth::dev::{TokenSpec, load_or_create_dev_secret, mint};
 use auth::{Authenticator, KeySource, TokenRules};
 use config::TokenKeys;
+use executor::{Executor, ExecutorHandle};
 use graphql::Services;
 use http::{HttpOptions, HttpState};
+use providers::Providers;
 use store::{Store, StoreOptions};
 
 /// Why the gateway could not start.
@@ -38,6 +43,7 @@ pub struct App {
     address: SocketAddr,
     router: axum::Router,
     store: Store,
+    executor: Executor,
     dev_token: Option<String>,
 }
 
@@ -64,9 +70,29 @@ impl App {
         };
         let auth = Arc::new(Authenticator::new(keys, rules));
 
+        let providers =
+            Providers::from_config(&config.providers, config.executor.provider_timeout)?;
+        let margin = Duration::from_secs(1);
+        if config.executor.lease < providers.longest_timeout() + margin {
+            return Err(format!(
+                "the lease ({:?}) must be longer than the longest provider timeout ({:?}) by at least {margin:?}",
+                config.executor.lease,
+                providers.longest_timeout()
+            )
+            .into());
+        }
+        let handle = ExecutorHandle::default();
+        let executor = Executor::new(
+            store.clone(),
+            providers,
+            config.executor.clone(),
+            handle.clone(),
+        );
+
         let services = Arc::new(Services {
             store: store.clone(),
             providers: config.providers.directory(),
+            executor: handle,
         });
         let schema = graphql::build_schema(services.clone());
         let state = HttpState {
@@ -85,6 +111,7 @@ impl App {
             address,
             router,
             store,
+            executor,
             dev_token,
         })
     }
@@ -104,16 +131,25 @@ impl App {
         &self.store
     }
 
-    /// Serves until `shutdown` resolves, then finishes requests in flight.
+    /// Serves and executes until `shutdown` resolves, then stops gracefully:
+    /// requests in flight finish, the executor stops claiming, lets attempts
+    /// finish within its grace period and gives back its leases.
+    ///
+    /// Everything runs inside this future: dropping it instead (as a crash
+    /// does) stops everything at once and leaves the leases to expire.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        let stop = CancellationToken::new();
+        let stopping = stop.clone();
+        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+            shutdown.await;
+            stopping.cancel();
+        });
+        let (served, ()) = tokio::join!(server.into_future(), self.executor.run(stop));
         self.store.close().await;
-        Ok(())
+        Ok(served?)
     }
 }
 

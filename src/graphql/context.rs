@@ -7,12 +7,14 @@ use async_graphql::Context;
 
 use crate::auth::Principal;
 use crate::domain::providers::ProviderDirectory;
+use crate::executor::ExecutorHandle;
 use crate::store::Store;
 
 /// The gateway's shared services, attached to the schema once.
 pub struct Services {
     pub store: Store,
     pub providers: ProviderDirectory,
+    pub executor: ExecutorHandle,
 }
 
 /// The shared services.

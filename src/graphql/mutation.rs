@@ -8,6 +8,7 @@ use super::types::SecurityAction;
 use crate::domain::action::NewAction;
 use crate::domain::time;
 use crate::error::AppError;
+use crate::store::CancelOutcome;
 
 pub struct Mutation;
 
@@ -31,6 +32,7 @@ impl Mutation {
             time::now(),
         )?;
         let invoked = services.store.invoke(&caller.actor(), &new).await?;
+        services.executor.wake();
         Ok(SecurityAction(invoked.into_action()))
     }
 
@@ -42,10 +44,11 @@ impl Mutation {
         let caller = principal(ctx);
         caller.require_write()?;
         let id = parse_id("id", &id)?;
-        let outcome = services(ctx)
-            .store
-            .request_cancel(&caller.actor(), id)
-            .await?;
+        let services = services(ctx);
+        let outcome = services.store.request_cancel(&caller.actor(), id).await?;
+        if let CancelOutcome::Requested(_) = outcome {
+            services.executor.cancel_requested(id);
+        }
         Ok(SecurityAction(outcome.action().clone()))
     }
 }

@@ -381,4 +381,23 @@ mod tests {
             assert!(err.contains(expected), "{text:?}: {err}");
         }
     }
+
+    #[test]
+    fn the_example_file_parses() {
+        // The example reads its secrets from the environment; inline stand-ins here.
+        let text = include_str!("../../examples/providers.toml");
+        let with_env = text
+            .replace("secret_env = \"ACTIONGATE_SOAR_SECRET\"", "secret = \"x\"")
+            .replace(
+                "client_secret_env = \"ACTIONGATE_MDE_CLIENT_SECRET\"",
+                "client_secret = \"y\"",
+            );
+        let file = ProvidersFile::parse(&with_env, Path::new("data")).unwrap();
+        let names: Vec<_> = file
+            .providers
+            .iter()
+            .map(|p| p.entry.name.as_str())
+            .collect();
+        assert_eq!(names, ["edge", "soar", "mde"]);
+    }
 }

@@ -1,4 +1,199 @@
 //! Providers: what carries an action out (a blocklist file, a webhook,
 //! Microsoft Defender for Endpoint) and lifts it again on cancel.
+//!
+//! Every provider is idempotent: executing the same action twice has the effect
+//! of executing it once, and reverting what is not there succeeds. That is what
+//! lets the executor retry and re-run an action whose lease expired.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+
+use crate::domain::action::{Action, ErrorInfo, Parameter};
+use crate::domain::catalog::ActionDefinition;
+use crate::domain::indicator::Indicator;
+
+pub mod blocklist;
 pub mod config;
+pub mod defender;
+mod http;
+pub mod webhook;
+
+use config::{ProviderSpec, ProvidersFile};
+
+/// What a provider is asked to execute or revert.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub action: Action,
+    pub definition: &'static ActionDefinition,
+    pub indicator: Indicator,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub parameters: Vec<Parameter>,
+    /// 1 for the first attempt at the current work.
+    pub attempt: i32,
+}
+
+/// Why a provider call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderError {
+    /// May pass: retry later (no sooner than `retry_after`, when given).
+    Transient {
+        code: i32,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// Will not pass: do not retry.
+    Permanent {
+        code: i32,
+        message: String,
+        subcode: Option<i32>,
+    },
+}
+
+/// `ResultInfo.code` of a call that timed out.
+pub const CODE_TIMEOUT: i32 = 408;
+/// `ResultInfo.code` of a provider that could not be reached.
+pub const CODE_UNREACHABLE: i32 = 502;
+/// `ResultInfo.code` of a failure inside the provider itself.
+pub const CODE_PROVIDER_ERROR: i32 = 500;
+
+impl ProviderError {
+    pub fn transient(code: i32, message: impl Into<String>) -> ProviderError {
+        ProviderError::Transient {
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn permanent(code: i32, message: impl Into<String>) -> ProviderError {
+        ProviderError::Permanent {
+            code,
+            message: message.into(),
+            subcode: None,
+        }
+    }
+
+    /// As Graph's `resultInfo`.
+    pub fn info(&self) -> ErrorInfo {
+        match self {
+            ProviderError::Transient { code, message, .. } => ErrorInfo {
+                code: *code,
+                message: message.clone(),
+                subcode: None,
+            },
+            ProviderError::Permanent {
+                code,
+                message,
+                subcode,
+            } => ErrorInfo {
+                code: *code,
+                message: message.clone(),
+                subcode: *subcode,
+            },
+        }
+    }
+}
+
+/// What a provider keeps of an applied action, to revert it: stored with the
+/// action as `provider_reference`.
+pub type Reference = Option<String>;
+
+/// A provider of the catalog's actions.
+pub trait Provider: Send + Sync {
+    /// Applies the action. Returns what `revert` will need.
+    fn execute<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, Result<Reference, ProviderError>>;
+
+    /// Lifts the effect of the action. `reference` is what `execute` returned,
+    /// or `None` when the attempt that applied it did not get to say (it was
+    /// stopped, or its process died): the provider then finds the effect by the
+    /// action itself.
+    fn revert<'a>(
+        &'a self,
+        job: &'a Job,
+        reference: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), ProviderError>>;
+
+    /// Periodic housekeeping (a blocklist drops expired entries).
+    fn maintain(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+}
+
+/// Every configured provider, by name.
+#[derive(Clone, Default)]
+pub struct Providers {
+    by_name: HashMap<String, Arc<dyn Provider>>,
+    /// The timeout of a provider call, per provider.
+    timeouts: HashMap<String, Duration>,
+}
+
+impl Providers {
+    /// Builds the providers of the configuration; `default_timeout` applies
+    /// where a provider sets none.
+    pub fn from_config(
+        file: &ProvidersFile,
+        default_timeout: Duration,
+    ) -> Result<Providers, String> {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("actiongate/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| format!("building the HTTP client: {e}"))?;
+        let mut providers = Providers::default();
+        for config in &file.providers {
+            let name = config.entry.name.clone();
+            let (provider, timeout): (Arc<dyn Provider>, Option<Duration>) = match &config.spec {
+                ProviderSpec::Blocklist { directory } => {
+                    (Arc::new(blocklist::Blocklist::new(directory.clone())), None)
+                }
+                ProviderSpec::Webhook {
+                    url,
+                    secret,
+                    timeout,
+                } => (
+                    Arc::new(webhook::Webhook::new(
+                        client.clone(),
+                        url.clone(),
+                        secret.clone(),
+                    )),
+                    *timeout,
+                ),
+                ProviderSpec::Defender(settings) => (
+                    Arc::new(defender::Defender::new(client.clone(), settings.clone())),
+                    settings.timeout,
+                ),
+            };
+            providers
+                .timeouts
+                .insert(name.clone(), timeout.unwrap_or(default_timeout));
+            providers.by_name.insert(name, provider);
+        }
+        Ok(providers)
+    }
+
+    /// The provider named `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Provider>> {
+        self.by_name.get(name)
+    }
+
+    /// How long a call to `name` may take.
+    pub fn timeout(&self, name: &str) -> Option<Duration> {
+        self.timeouts.get(name).copied()
+    }
+
+    /// The longest call timeout of any provider.
+    pub fn longest_timeout(&self) -> Duration {
+        self.timeouts.values().copied().max().unwrap_or_default()
+    }
+
+    /// Runs every provider's housekeeping.
+    pub async fn maintain(&self) {
+        for provider in self.by_name.values() {
+            provider.maintain().await;
+        }
+    }
+}

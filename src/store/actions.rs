@@ -64,10 +64,10 @@ impl Store {
     /// it differs; concurrent identical requests store one action.
     #[instrument(skip_all, fields(tenant = %actor.tenant_id, action = new.definition.name))]
     pub async fn invoke(&self, actor: &Actor, new: &NewAction) -> Result<Invoked, AppError> {
-        if let Some(context) = &new.client_context {
-            if let Some(existing) = self.find_by_client_context(actor, context).await? {
-                return replay_or_conflict(existing, new);
-            }
+        if let Some(context) = &new.client_context
+            && let Some(existing) = self.find_by_client_context(actor, context).await?
+        {
+            return replay_or_conflict(existing, new);
         }
         let now = time::now();
         let at = to_micros(now);

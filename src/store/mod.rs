@@ -22,9 +22,11 @@ pub(crate) mod entities;
 mod filter_sql;
 mod rows;
 mod transition;
+mod work;
 
 pub use actions::{ActionPage, Invoked, Side};
 pub use cancel::CancelOutcome;
+pub use work::{AfterWork, Claim, Lease, Work};
 
 /// Settings of the connection pool.
 #[derive(Debug, Clone)]

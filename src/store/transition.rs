@@ -26,6 +26,8 @@ pub(crate) struct Transition {
     pub to: ActionStatus,
     /// The lease token the worker making the change holds, if a worker makes it.
     pub fence: Option<i64>,
+    /// The work the worker is doing; a cancel that changed it wins the race.
+    pub work: Option<&'static str>,
     /// Said in the state row, when the change has more to say.
     pub detail: Option<String>,
     /// Other columns to set in the same update.
@@ -39,6 +41,7 @@ impl Transition {
             from,
             to,
             fence: None,
+            work: None,
             detail: None,
             also: Vec::new(),
         }
@@ -76,6 +79,9 @@ impl Transition {
             .filter(action::Column::Status.eq(self.from.as_str()));
         if let Some(token) = self.fence {
             update = update.filter(action::Column::LeaseToken.eq(token));
+        }
+        if let Some(work) = self.work {
+            update = update.filter(action::Column::Work.eq(work));
         }
         let result = update.exec(txn).await?;
         if result.rows_affected != 1 {

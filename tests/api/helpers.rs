@@ -177,6 +177,29 @@ impl TestAppBuilder {
         self
     }
 
+    /// Turns the executor on, with delays short enough for tests.
+    pub fn with_executor(self) -> Self {
+        self.configure(|c| {
+            c.executor.enabled = true;
+            c.executor.concurrency = 8;
+            c.executor.poll_interval = Duration::from_millis(100);
+            c.executor.retry_base_delay = Duration::from_millis(50);
+            c.executor.retry_max_delay = Duration::from_millis(400);
+            c.executor.provider_timeout = Duration::from_secs(2);
+            c.executor.lease = Duration::from_secs(10);
+            c.executor.shutdown_grace = Duration::from_secs(5);
+        })
+    }
+
+    /// Configures providers from TOML text.
+    pub fn providers(self, toml: &str) -> Self {
+        let toml = toml.to_owned();
+        self.configure(move |c| {
+            c.providers = actiongate::providers::config::ProvidersFile::parse(&toml, &c.data_dir)
+                .expect("valid provider configuration");
+        })
+    }
+
     /// Runs on the database of another app of the test, as a second replica.
     pub fn on_database(mut self, database: &Arc<TestDatabase>) -> Self {
         self.database = Some(database.clone());
@@ -193,6 +216,9 @@ impl TestAppBuilder {
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.token_keys = TokenKeys::Secret(TEST_SECRET.into());
         config.db_max_connections = 8;
+        // API tests look at actions as they were stored; tests of execution
+        // turn the executor on with `with_executor`.
+        config.executor.enabled = false;
         for edit in self.edits {
             edit(&mut config);
         }
@@ -269,6 +295,45 @@ impl TestApp {
             .await;
         assert_no_errors(&body);
         body["data"]["invokeAction"].clone()
+    }
+
+    /// The action `id` as the tenant of `token` sees it.
+    pub async fn action(&self, token: &str, id: &str) -> Value {
+        let body = self
+            .gql(
+                token,
+                "query($id: ID!) { action(id: $id) { id name status errorInfo { code message subcode }
+                    states { status previousStatus user detail } completedDateTime cancelRequestedDateTime } }",
+                json!({ "id": id }),
+            )
+            .await;
+        assert_no_errors(&body);
+        body["data"]["action"].clone()
+    }
+
+    /// Waits (up to 30 s) until action `id` is in `status`; returns it then.
+    pub async fn wait_for_status(&self, token: &str, id: &str, status: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let action = self.action(token, id).await;
+            if action["status"] == status {
+                return action;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "action {id} did not reach {status}: {action:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Ends the app without a graceful shutdown, as a crash does: its requests,
+    /// its executor and its attempts in flight stop at once.
+    pub async fn crash(mut self) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+            let _ = server.await;
+        }
     }
 
     /// Stops the server and waits for it.

@@ -6,9 +6,11 @@ mod helpers;
 
 mod auth;
 mod cancel;
+mod execution;
 mod first_run;
 mod http;
 mod invoke;
 mod queries;
+mod receivers;
 mod restart;
 mod tenancy;

@@ -1,0 +1,208 @@
+//! The executor: claims due actions from the database, carries them out on
+//! their providers, and records how each attempt ended.
+//!
+//! One loop per process claims up to `concurrency` actions at a time, each
+//! with a lease (see `store::work`), and runs each in its own task. Transient
+//! failures are retried with exponential backoff and jitter; a lease that
+//! expires because its process died is claimed again by any executor. On
+//! shutdown the loop stops claiming, gives attempts in flight a grace period,
+//! and gives back the leases it still holds.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use crate::error::DisplayChain;
+use crate::providers::Providers;
+use crate::store::Store;
+
+mod backoff;
+mod worker;
+
+/// Settings of the executor.
+#[derive(Debug, Clone)]
+pub struct ExecutorOptions {
+    /// Whether this process executes actions at all (a replica may only serve).
+    pub enabled: bool,
+    /// Attempts in flight at once.
+    pub concurrency: usize,
+    /// How long a claim is held before another executor may take it over.
+    pub lease: Duration,
+    /// Attempts at one piece of work before it fails for good.
+    pub max_attempts: u32,
+    /// How long one provider call may take, unless the provider sets its own.
+    pub provider_timeout: Duration,
+    /// The first retry's delay; each further retry doubles it.
+    pub retry_base_delay: Duration,
+    /// The longest delay between retries.
+    pub retry_max_delay: Duration,
+    /// How often the queue is looked at when nothing wakes the executor.
+    pub poll_interval: Duration,
+    /// How long attempts in flight may take to finish on shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ExecutorOptions {
+    fn default() -> Self {
+        ExecutorOptions {
+            enabled: true,
+            concurrency: 16,
+            lease: Duration::from_secs(60),
+            max_attempts: 5,
+            provider_timeout: Duration::from_secs(15),
+            retry_base_delay: Duration::from_secs(1),
+            retry_max_delay: Duration::from_secs(300),
+            poll_interval: Duration::from_secs(1),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How the rest of the gateway talks to the executor: wake it when there is
+/// new work, and tell it of cancels so a running attempt stops at once.
+#[derive(Clone, Default)]
+pub struct ExecutorHandle {
+    inner: Arc<HandleInner>,
+}
+
+#[derive(Default)]
+struct HandleInner {
+    wake: Notify,
+    running: Mutex<HashMap<Uuid, CancellationToken>>,
+}
+
+impl ExecutorHandle {
+    /// There may be work due now.
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// A cancel of `id` was recorded: stop its attempt if it runs here.
+    pub fn cancel_requested(&self, id: Uuid) {
+        if let Some(token) = self
+            .inner
+            .running
+            .lock()
+            .expect("running attempts")
+            .get(&id)
+        {
+            token.cancel();
+        }
+        self.wake();
+    }
+
+    fn register(&self, id: Uuid) -> CancellationToken {
+        let token = CancellationToken::new();
+        self.inner
+            .running
+            .lock()
+            .expect("running attempts")
+            .insert(id, token.clone());
+        token
+    }
+
+    fn unregister(&self, id: Uuid) {
+        self.inner
+            .running
+            .lock()
+            .expect("running attempts")
+            .remove(&id);
+    }
+}
+
+/// What every worker needs.
+struct Context {
+    store: Store,
+    providers: Providers,
+    options: ExecutorOptions,
+    handle: ExecutorHandle,
+}
+
+/// The claim–run–finish loop of one process.
+pub struct Executor {
+    context: Arc<Context>,
+    owner: String,
+}
+
+impl Executor {
+    pub fn new(
+        store: Store,
+        providers: Providers,
+        options: ExecutorOptions,
+        handle: ExecutorHandle,
+    ) -> Executor {
+        let owner = format!("{}-{}", std::process::id(), Uuid::new_v4().simple());
+        Executor {
+            context: Arc::new(Context {
+                store,
+                providers,
+                options,
+                handle,
+            }),
+            owner,
+        }
+    }
+
+    /// Runs until `stop` is canceled, then shuts down gracefully. Dropping the
+    /// future instead (the process dies) leaves the leases to expire.
+    pub async fn run(self, stop: CancellationToken) {
+        let options = &self.context.options;
+        if !options.enabled {
+            stop.cancelled().await;
+            return;
+        }
+        info!(owner = %self.owner, concurrency = options.concurrency, "executor started");
+        let mut workers = JoinSet::new();
+        let mut housekeeping = tokio::time::interval(Duration::from_secs(30));
+        while !stop.is_cancelled() {
+            while workers.try_join_next().is_some() {}
+            let free = options.concurrency.saturating_sub(workers.len());
+            if free > 0 {
+                match self
+                    .context
+                    .store
+                    .claim_due(&self.owner, free as u64, options.lease)
+                    .await
+                {
+                    Ok(claims) => {
+                        for claim in claims {
+                            workers.spawn(worker::run(self.context.clone(), claim));
+                        }
+                    }
+                    Err(err) => {
+                        if let crate::error::AppError::Internal(source) = &err {
+                            warn!(error = %DisplayChain(source.as_ref()), "claiming due actions");
+                        }
+                    }
+                }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = self.context.handle.inner.wake.notified() => {}
+                Some(_) = workers.join_next(), if !workers.is_empty() => {}
+                _ = tokio::time::sleep(options.poll_interval) => {}
+                _ = housekeeping.tick() => self.context.providers.maintain().await,
+            }
+        }
+        let in_flight = workers.len();
+        if in_flight > 0 {
+            info!(in_flight, grace = ?options.shutdown_grace, "executor stopping: letting attempts finish");
+            let _ = tokio::time::timeout(options.shutdown_grace, async {
+                while workers.join_next().await.is_some() {}
+            })
+            .await;
+            workers.abort_all();
+            while workers.join_next().await.is_some() {}
+        }
+        match self.context.store.release_leases(&self.owner).await {
+            Ok(released) => info!(released, "executor stopped"),
+            Err(err) => warn!(error = ?err, "releasing leases on shutdown"),
+        }
+    }
+}

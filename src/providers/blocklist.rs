@@ -1,0 +1,431 @@
+//! The `blocklist` provider: plain-text files that nginx, ipset, Suricata or a
+//! DNS sinkhole read.
+//!
+//! Per tenant, one file per verdict and indicator kind under the directory:
+//! `<dir>/<tenant>/blocked-ip.txt`, `allowed-domain.txt`, `blocked-sha256.txt`, …,
+//! one indicator a line, sorted. Beside each, a hidden `.blocked-ip.owners.json`
+//! records which actions hold each line, so that canceling one of two actions on
+//! the same IP leaves it blocked, executing an action twice adds it once, and an
+//! entry whose `expirationDateTime` passed is dropped.
+//!
+//! Files are replaced atomically: written to a temporary file, fsynced, renamed
+//! over the old one, and the directory fsynced. Concurrent changes to one file
+//! are combined into one write; an advisory lock on `.lock` keeps two processes
+//! sharing the directory from interleaving.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+use tracing::{debug, warn};
+use uuid::Uuid;
+
+use super::{CODE_PROVIDER_ERROR, Job, Provider, ProviderError, Reference};
+use crate::domain::time::{self, to_micros};
+
+/// The blocklist provider.
+pub struct Blocklist {
+    root: PathBuf,
+    lists: Mutex<HashMap<PathBuf, Arc<ListFile>>>,
+}
+
+/// One list file and the changes waiting for it.
+struct ListFile {
+    dir: PathBuf,
+    name: String,
+    /// One writer at a time in this process.
+    writing: tokio::sync::Mutex<()>,
+    /// Changes not written yet; the next writer takes them all.
+    pending: Mutex<Vec<Pending>>,
+}
+
+/// A change and who waits for it to be written.
+type Pending = (Change, oneshot::Sender<Result<(), String>>);
+
+#[derive(Debug, Clone)]
+enum Change {
+    Add {
+        indicator: String,
+        owner: Uuid,
+        expires_at: Option<i64>,
+    },
+    Remove {
+        indicator: String,
+        owner: Uuid,
+    },
+}
+
+/// The owners file: indicator → action id → expiry (microseconds) or none.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Owners {
+    entries: BTreeMap<String, BTreeMap<Uuid, Option<i64>>>,
+}
+
+/// What `execute` returns: where the indicator was written.
+#[derive(Debug, Serialize, Deserialize)]
+struct BlocklistReference {
+    file: String,
+    indicator: String,
+}
+
+impl Blocklist {
+    pub fn new(root: PathBuf) -> Blocklist {
+        Blocklist {
+            root,
+            lists: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn list(&self, tenant: &str, file: &str) -> Arc<ListFile> {
+        let dir = self.root.join(tenant_dir(tenant));
+        let key = dir.join(file);
+        let mut lists = self.lists.lock().expect("blocklist registry");
+        lists
+            .entry(key)
+            .or_insert_with(|| {
+                Arc::new(ListFile {
+                    dir,
+                    name: file.to_owned(),
+                    writing: tokio::sync::Mutex::new(()),
+                    pending: Mutex::new(Vec::new()),
+                })
+            })
+            .clone()
+    }
+
+    async fn change(&self, tenant: &str, file: &str, change: Change) -> Result<(), ProviderError> {
+        let list = self.list(tenant, file);
+        list.apply(change).await.map_err(|e| {
+            ProviderError::transient(CODE_PROVIDER_ERROR, format!("writing {file}: {e}"))
+        })
+    }
+}
+
+/// `blocked-ip.txt`, `allowed-sha256.txt`, …
+fn file_name(job: &Job) -> String {
+    format!(
+        "{}-{}.txt",
+        job.definition.verdict.past_tense(),
+        job.indicator.label()
+    )
+}
+
+/// A directory name for a tenant id: letters, digits, `-` and `_` as they are,
+/// anything else percent-encoded, so no tenant id can name a path outside.
+fn tenant_dir(tenant: &str) -> String {
+    let mut out = String::with_capacity(tenant.len());
+    for b in tenant.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if out.is_empty() { "%".to_owned() } else { out }
+}
+
+impl Provider for Blocklist {
+    fn execute<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, Result<Reference, ProviderError>> {
+        Box::pin(async move {
+            let file = file_name(job);
+            let indicator = job.indicator.to_string();
+            self.change(
+                &job.action.tenant_id,
+                &file,
+                Change::Add {
+                    indicator: indicator.clone(),
+                    owner: job.action.id,
+                    expires_at: job.expires_at.map(to_micros),
+                },
+            )
+            .await?;
+            let reference = BlocklistReference { file, indicator };
+            Ok(serde_json::to_string(&reference).ok())
+        })
+    }
+
+    fn revert<'a>(
+        &'a self,
+        job: &'a Job,
+        reference: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async move {
+            let (file, indicator) =
+                match reference.and_then(|r| serde_json::from_str::<BlocklistReference>(r).ok()) {
+                    Some(r) => (r.file, r.indicator),
+                    None => (file_name(job), job.indicator.to_string()),
+                };
+            self.change(
+                &job.action.tenant_id,
+                &file,
+                Change::Remove {
+                    indicator,
+                    owner: job.action.id,
+                },
+            )
+            .await
+        })
+    }
+
+    /// Rewrites every list that holds an expired entry.
+    fn maintain(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let root = self.root.clone();
+            let found = tokio::task::spawn_blocking(move || owner_files(&root))
+                .await
+                .unwrap_or_default();
+            for (tenant_dir, file) in found {
+                let list = {
+                    let dir = self.root.join(&tenant_dir);
+                    let key = dir.join(&file);
+                    let mut lists = self.lists.lock().expect("blocklist registry");
+                    lists
+                        .entry(key)
+                        .or_insert_with(|| {
+                            Arc::new(ListFile {
+                                dir,
+                                name: file.clone(),
+                                writing: tokio::sync::Mutex::new(()),
+                                pending: Mutex::new(Vec::new()),
+                            })
+                        })
+                        .clone()
+                };
+                if let Err(err) = list.flush(true).await {
+                    warn!(file = %file, error = %err, "dropping expired blocklist entries");
+                }
+            }
+        })
+    }
+}
+
+/// `(tenant directory, list file name)` of every owners file under `root`.
+fn owner_files(root: &Path) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let Ok(tenants) = fs::read_dir(root) else {
+        return found;
+    };
+    for tenant in tenants.flatten() {
+        let Ok(files) = fs::read_dir(tenant.path()) else {
+            continue;
+        };
+        for file in files.flatten() {
+            let name = file.file_name().to_string_lossy().to_string();
+            if let Some(list) = name
+                .strip_prefix('.')
+                .and_then(|n| n.strip_suffix(".owners.json"))
+            {
+                found.push((
+                    tenant.file_name().to_string_lossy().to_string(),
+                    format!("{list}.txt"),
+                ));
+            }
+        }
+    }
+    found
+}
+
+impl ListFile {
+    /// Queues `change` and waits until a write that includes it is durable.
+    async fn apply(&self, change: Change) -> Result<(), String> {
+        let (done, written) = oneshot::channel();
+        self.pending
+            .lock()
+            .expect("pending changes")
+            .push((change, done));
+        self.flush(false).await?;
+        written
+            .await
+            .map_err(|_| "the write was abandoned".to_owned())?
+    }
+
+    /// Writes every pending change (and drops expired entries) in one go. A
+    /// writer that finds the queue empty has nothing to do: the one before it
+    /// wrote its change too. With `sweep` it rewrites the list anyway if an
+    /// entry expired.
+    async fn flush(&self, sweep: bool) -> Result<(), String> {
+        let _one_writer = self.writing.lock().await;
+        let batch = std::mem::take(&mut *self.pending.lock().expect("pending changes"));
+        if batch.is_empty() && !sweep {
+            return Ok(());
+        }
+        let changes: Vec<Change> = batch.iter().map(|(c, _)| c.clone()).collect();
+        let dir = self.dir.clone();
+        let name = self.name.clone();
+        let result = tokio::task::spawn_blocking(move || write_changes(&dir, &name, &changes))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        if let Err(err) = &result {
+            warn!(file = %self.name, error = %err, "blocklist write failed");
+        }
+        for (_, done) in batch {
+            let _ = done.send(result.clone());
+        }
+        result
+    }
+}
+
+/// Applies `changes` to the list `name` in `dir`, under the directory's lock.
+fn write_changes(dir: &Path, name: &str, changes: &[Change]) -> io::Result<()> {
+    fs::create_dir_all(dir)?;
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(".lock"))?;
+    lock.lock()?;
+    let owners_path = dir.join(format!(".{}.owners.json", name.trim_end_matches(".txt")));
+    let mut owners: Owners = match fs::read(&owners_path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(io::Error::other)?,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Owners::default(),
+        Err(err) => return Err(err),
+    };
+    let before: Vec<String> = owners.entries.keys().cloned().collect();
+    for change in changes {
+        match change {
+            Change::Add {
+                indicator,
+                owner,
+                expires_at,
+            } => {
+                owners
+                    .entries
+                    .entry(indicator.clone())
+                    .or_default()
+                    .insert(*owner, *expires_at);
+            }
+            Change::Remove { indicator, owner } => {
+                if let Some(holders) = owners.entries.get_mut(indicator) {
+                    holders.remove(owner);
+                }
+            }
+        }
+    }
+    let now = to_micros(time::now());
+    for holders in owners.entries.values_mut() {
+        holders.retain(|_, expires| expires.is_none_or(|at| at > now));
+    }
+    owners.entries.retain(|_, holders| !holders.is_empty());
+    let after: Vec<String> = owners.entries.keys().cloned().collect();
+    if changes.is_empty() && before == after {
+        return Ok(());
+    }
+    replace_file(
+        &owners_path,
+        &serde_json::to_vec_pretty(&owners).map_err(io::Error::other)?,
+    )?;
+    let mut lines = after.join("\n");
+    if !lines.is_empty() {
+        lines.push('\n');
+    }
+    replace_file(&dir.join(name), lines.as_bytes())?;
+    File::open(dir)?.sync_all()?;
+    debug!(file = %name, entries = after.len(), changes = changes.len(), "blocklist written");
+    Ok(())
+}
+
+/// Writes `bytes` to a temporary file beside `path`, fsyncs it and renames it
+/// over `path`: readers see the old file or the new one, never a part.
+fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension(format!("tmp-{}", Uuid::new_v4().simple()));
+    let result = (|| {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_ids_cannot_escape_the_directory() {
+        assert_eq!(tenant_dir("contoso-01"), "contoso-01");
+        assert_eq!(tenant_dir("../etc"), "%2E%2E%2Fetc");
+        assert_eq!(tenant_dir(""), "%");
+    }
+
+    fn lines(dir: &Path, name: &str) -> Vec<String> {
+        fs::read_to_string(dir.join(name))
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    #[test]
+    fn entries_are_sorted_counted_by_owner_and_dropped_when_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let add = |indicator: &str, owner, expires_at| Change::Add {
+            indicator: indicator.into(),
+            owner,
+            expires_at,
+        };
+        write_changes(
+            dir.path(),
+            "blocked-ip.txt",
+            &[add("10.0.0.2", a, None), add("10.0.0.1", a, None)],
+        )
+        .unwrap();
+        write_changes(
+            dir.path(),
+            "blocked-ip.txt",
+            &[add("10.0.0.1", a, None), add("10.0.0.1", b, None)],
+        )
+        .unwrap();
+        assert_eq!(
+            lines(dir.path(), "blocked-ip.txt"),
+            ["10.0.0.1", "10.0.0.2"]
+        );
+
+        let remove = |indicator: &str, owner| Change::Remove {
+            indicator: indicator.into(),
+            owner,
+        };
+        write_changes(dir.path(), "blocked-ip.txt", &[remove("10.0.0.1", a)]).unwrap();
+        assert_eq!(
+            lines(dir.path(), "blocked-ip.txt"),
+            ["10.0.0.1", "10.0.0.2"],
+            "b still holds it"
+        );
+        write_changes(
+            dir.path(),
+            "blocked-ip.txt",
+            &[remove("10.0.0.1", b), remove("10.0.0.9", b)],
+        )
+        .unwrap();
+        assert_eq!(lines(dir.path(), "blocked-ip.txt"), ["10.0.0.2"]);
+
+        let past = to_micros(time::now()) - 1;
+        write_changes(
+            dir.path(),
+            "blocked-ip.txt",
+            &[add("10.0.0.3", b, Some(past))],
+        )
+        .unwrap();
+        assert_eq!(
+            lines(dir.path(), "blocked-ip.txt"),
+            ["10.0.0.2"],
+            "an expired entry is not written"
+        );
+        let leftovers: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains("tmp-"))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+}

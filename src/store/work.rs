@@ -1,0 +1,435 @@
+//! The executor's queue in the store: claiming due actions with a lease, and
+//! recording what became of each attempt.
+//!
+//! A claim takes rows whose `work` is due (`due_at <= now`), in one transaction:
+//! on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so executors on several replicas
+//! never take the same row; on SQLite under the write lock (`BEGIN IMMEDIATE`).
+//! It sets the lease (owner, `due_at` = expiry) and increments `lease_token`, the
+//! fence every later write of the attempt must match. An action claimed from
+//! `NotStarted` moves to `Running` in the same transaction.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType};
+use sea_orm::{ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use tracing::instrument;
+use uuid::Uuid;
+
+use super::Store;
+use super::entities::{action, parameter};
+use super::transition::{Transition, WORK_EXECUTE, WORK_REVERT, append_state};
+use crate::domain::action::{Action, Actor, ErrorInfo, Parameter};
+use crate::domain::status::ActionStatus;
+use crate::domain::time::{self, to_micros};
+use crate::error::AppError;
+
+/// What a claimed action is to have done to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// Carry it out on the provider.
+    Execute,
+    /// Lift its effect (it was canceled).
+    Revert,
+}
+
+impl Work {
+    fn stored(self) -> &'static str {
+        match self {
+            Work::Execute => WORK_EXECUTE,
+            Work::Revert => WORK_REVERT,
+        }
+    }
+
+    fn from_stored(value: Option<&str>) -> Option<Work> {
+        match value {
+            Some(WORK_EXECUTE) => Some(Work::Execute),
+            Some(WORK_REVERT) => Some(Work::Revert),
+            _ => None,
+        }
+    }
+}
+
+/// The identity of one claim: the fence its writes must match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub action_id: Uuid,
+    pub tenant_id: String,
+    pub token: i64,
+}
+
+/// An action claimed by a worker.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub lease: Lease,
+    pub work: Work,
+    /// The action as it stands after the claim.
+    pub action: Action,
+    pub parameters: Vec<Parameter>,
+    /// Attempts at the current work, this one included.
+    pub attempts: i32,
+    /// What the provider returned when it applied the action, if it did.
+    pub provider_reference: Option<String>,
+}
+
+/// What became of a write that closes an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterWork {
+    /// Recorded.
+    Recorded,
+    /// A cancel arrived during the attempt: the action now waits for its
+    /// revert (due at once); the worker may claim it again.
+    CancelPending,
+    /// The lease was taken over (it expired); the result was discarded.
+    LostLease,
+}
+
+impl Store {
+    /// Claims up to `limit` due actions for `owner`, leased for `lease`.
+    #[instrument(skip(self))]
+    pub async fn claim_due(
+        &self,
+        owner: &str,
+        limit: u64,
+        lease: Duration,
+    ) -> Result<Vec<Claim>, AppError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let now = to_micros(time::now());
+        let until = now + lease.as_micros() as i64;
+        let txn = self.begin_write().await?;
+        let mut due = action::Entity::find()
+            .select_only()
+            .column(action::Column::Id)
+            .column(action::Column::Status)
+            .column(action::Column::TenantId)
+            .filter(action::Column::Work.is_not_null())
+            .filter(action::Column::DueAt.lte(now))
+            .order_by_asc(action::Column::DueAt)
+            .limit(limit);
+        if self.backend() == DbBackend::Postgres {
+            QuerySelect::query(&mut due)
+                .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        }
+        let due: Vec<(Uuid, String, String)> = due.into_tuple().all(&txn).await?;
+        if due.is_empty() {
+            txn.rollback().await?;
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Uuid> = due.iter().map(|(id, _, _)| *id).collect();
+        let starts = Expr::col(action::Column::Status)
+            .eq(ActionStatus::NotStarted.as_str())
+            .and(Expr::col(action::Column::Work).eq(WORK_EXECUTE));
+        action::Entity::update_many()
+            .col_expr(action::Column::LeaseOwner, Expr::val(owner))
+            .col_expr(
+                action::Column::LeaseToken,
+                Expr::col(action::Column::LeaseToken).add(1),
+            )
+            .col_expr(action::Column::DueAt, Expr::val(until))
+            .col_expr(
+                action::Column::Attempts,
+                Expr::col(action::Column::Attempts).add(1),
+            )
+            .col_expr(
+                action::Column::Status,
+                Expr::case(starts.clone(), Expr::val(ActionStatus::Running.as_str()))
+                    .finally(Expr::col(action::Column::Status))
+                    .into(),
+            )
+            .col_expr(
+                action::Column::LastActionAt,
+                Expr::case(starts, Expr::val(now))
+                    .finally(Expr::col(action::Column::LastActionAt))
+                    .into(),
+            )
+            .filter(action::Column::Id.is_in(ids.clone()))
+            .exec(&txn)
+            .await?;
+        for (id, status, tenant) in &due {
+            if status == ActionStatus::NotStarted.as_str() {
+                let executor = Actor::executor(tenant);
+                append_state(
+                    &txn,
+                    *id,
+                    &executor,
+                    ActionStatus::Running,
+                    Some(ActionStatus::NotStarted),
+                    now,
+                    None,
+                )
+                .await?;
+            }
+        }
+        let rows = action::Entity::find()
+            .filter(action::Column::Id.is_in(ids.clone()))
+            .all(&txn)
+            .await?;
+        let mut parameters: HashMap<Uuid, Vec<Parameter>> = HashMap::new();
+        for row in parameter::Entity::find()
+            .filter(parameter::Column::ActionId.is_in(ids))
+            .order_by_asc(parameter::Column::ActionId)
+            .order_by_asc(parameter::Column::Position)
+            .all(&txn)
+            .await?
+        {
+            parameters
+                .entry(row.action_id)
+                .or_default()
+                .push(row.into());
+        }
+        txn.commit().await?;
+        rows.into_iter()
+            .filter_map(|row| {
+                let work = Work::from_stored(row.work.as_deref())?;
+                Some((row, work))
+            })
+            .map(|(row, work)| {
+                Ok(Claim {
+                    lease: Lease {
+                        action_id: row.id,
+                        tenant_id: row.tenant_id.clone(),
+                        token: row.lease_token,
+                    },
+                    work,
+                    attempts: row.attempts,
+                    provider_reference: row.provider_reference.clone(),
+                    parameters: parameters.remove(&row.id).unwrap_or_default(),
+                    action: row.try_into()?,
+                })
+            })
+            .collect()
+    }
+
+    /// The provider applied the action: `Running → Completed`, keeping its
+    /// reference for a later revert.
+    #[instrument(skip(self, reference))]
+    pub async fn record_applied(
+        &self,
+        lease: &Lease,
+        reference: Option<&str>,
+    ) -> Result<AfterWork, AppError> {
+        let now = to_micros(time::now());
+        let txn = self.begin_write().await?;
+        let applied = Transition::new(
+            lease.action_id,
+            ActionStatus::Running,
+            ActionStatus::Completed,
+        )
+        .fenced(lease.token, WORK_EXECUTE)
+        .set(action::Column::CompletedAt, Expr::val(now))
+        .set(
+            action::Column::ProviderReference,
+            Expr::val(reference.map(str::to_owned)),
+        )
+        .set_error(None)
+        .done()
+        .apply(&txn, &Actor::executor(&lease.tenant_id), now)
+        .await?;
+        if applied {
+            txn.commit().await?;
+            return Ok(AfterWork::Recorded);
+        }
+        txn.rollback().await?;
+        self.hand_over_to_revert(lease, reference).await
+    }
+
+    /// The attempt failed for a reason that may pass: try `work` again after
+    /// `delay`. The action keeps its status; `errorInfo` shows the last error.
+    #[instrument(skip(self, error))]
+    pub async fn record_retry(
+        &self,
+        lease: &Lease,
+        work: Work,
+        delay: Duration,
+        error: &ErrorInfo,
+    ) -> Result<AfterWork, AppError> {
+        let due = to_micros(time::now()) + delay.as_micros() as i64;
+        let result = action::Entity::update_many()
+            .col_expr(
+                action::Column::LeaseOwner,
+                Expr::val(Option::<String>::None),
+            )
+            .col_expr(action::Column::DueAt, Expr::val(due))
+            .col_expr(action::Column::ErrorCode, Expr::val(error.code))
+            .col_expr(
+                action::Column::ErrorMessage,
+                Expr::val(error.message.as_str()),
+            )
+            .col_expr(action::Column::ErrorSubcode, Expr::val(error.subcode))
+            .filter(action::Column::Id.eq(lease.action_id))
+            .filter(action::Column::LeaseToken.eq(lease.token))
+            .filter(action::Column::Work.eq(work.stored()))
+            .exec(self.connection())
+            .await?;
+        if result.rows_affected == 1 {
+            return Ok(AfterWork::Recorded);
+        }
+        self.hand_over_to_revert(lease, None).await
+    }
+
+    /// Execution failed for good: `Running → Failed` with `errorInfo`.
+    #[instrument(skip(self, error))]
+    pub async fn record_failed(
+        &self,
+        lease: &Lease,
+        error: &ErrorInfo,
+    ) -> Result<AfterWork, AppError> {
+        let now = to_micros(time::now());
+        let txn = self.begin_write().await?;
+        let applied = Transition::new(lease.action_id, ActionStatus::Running, ActionStatus::Failed)
+            .fenced(lease.token, WORK_EXECUTE)
+            .set(action::Column::CompletedAt, Expr::val(now))
+            .set_error(Some(error))
+            .done()
+            .apply(&txn, &Actor::executor(&lease.tenant_id), now)
+            .await?;
+        if applied {
+            txn.commit().await?;
+            return Ok(AfterWork::Recorded);
+        }
+        txn.rollback().await?;
+        self.hand_over_to_revert(lease, None).await
+    }
+
+    /// The effect was lifted: `from → Canceled`.
+    #[instrument(skip(self))]
+    pub async fn record_reverted(
+        &self,
+        lease: &Lease,
+        from: ActionStatus,
+    ) -> Result<AfterWork, AppError> {
+        let now = to_micros(time::now());
+        let txn = self.begin_write().await?;
+        let applied = Transition::new(lease.action_id, from, ActionStatus::Canceled)
+            .fenced(lease.token, WORK_REVERT)
+            .set(action::Column::CompletedAt, Expr::val(now))
+            .set_error(None)
+            .done()
+            .apply(&txn, &Actor::executor(&lease.tenant_id), now)
+            .await?;
+        if applied {
+            txn.commit().await?;
+            return Ok(AfterWork::Recorded);
+        }
+        txn.rollback().await?;
+        self.hand_over_to_revert(lease, None).await
+    }
+
+    /// The revert failed for good: the action is (still) `Completed`, its
+    /// `errorInfo` says why, and a state row records it. A new cancel tries again.
+    #[instrument(skip(self, error))]
+    pub async fn record_revert_failed(
+        &self,
+        lease: &Lease,
+        from: ActionStatus,
+        error: &ErrorInfo,
+    ) -> Result<AfterWork, AppError> {
+        let now = to_micros(time::now());
+        let txn = self.begin_write().await?;
+        let mut transition = Transition::new(lease.action_id, from, ActionStatus::Completed)
+            .fenced(lease.token, WORK_REVERT)
+            .set_error(Some(error))
+            .done();
+        transition.detail = Some(error.message.clone());
+        if from == ActionStatus::Running {
+            transition = transition.set(action::Column::CompletedAt, Expr::val(now));
+        }
+        let applied = transition
+            .apply(&txn, &Actor::executor(&lease.tenant_id), now)
+            .await?;
+        if applied {
+            txn.commit().await?;
+            return Ok(AfterWork::Recorded);
+        }
+        txn.rollback().await?;
+        self.hand_over_to_revert(lease, None).await
+    }
+
+    /// Gives back every lease `owner` holds, due at once, so another executor
+    /// takes the work without waiting for the leases to expire.
+    #[instrument(skip(self))]
+    pub async fn release_leases(&self, owner: &str) -> Result<u64, AppError> {
+        let now = to_micros(time::now());
+        let result = action::Entity::update_many()
+            .col_expr(
+                action::Column::LeaseOwner,
+                Expr::val(Option::<String>::None),
+            )
+            .col_expr(action::Column::DueAt, Expr::val(now))
+            .filter(action::Column::LeaseOwner.eq(owner))
+            .filter(action::Column::Work.is_not_null())
+            .exec(self.connection())
+            .await?;
+        Ok(result.rows_affected)
+    }
+
+    /// Called when a cancel arrived during an attempt (or when a closing write
+    /// matched no row, to find out whether that is why): if the work is now
+    /// `revert` and the lease still ours, the revert is made due at once
+    /// (keeping `reference`, when the attempt applied the action, so the revert
+    /// knows what to lift). Otherwise the lease was taken over.
+    pub async fn hand_over_to_revert(
+        &self,
+        lease: &Lease,
+        reference: Option<&str>,
+    ) -> Result<AfterWork, AppError> {
+        let now = to_micros(time::now());
+        let mut update = action::Entity::update_many()
+            .col_expr(
+                action::Column::LeaseOwner,
+                Expr::val(Option::<String>::None),
+            )
+            .col_expr(action::Column::DueAt, Expr::val(now))
+            .col_expr(action::Column::Attempts, Expr::val(0));
+        if let Some(reference) = reference {
+            update = update.col_expr(action::Column::ProviderReference, Expr::val(reference));
+        }
+        let result = update
+            .filter(action::Column::Id.eq(lease.action_id))
+            .filter(action::Column::LeaseToken.eq(lease.token))
+            .filter(action::Column::Work.eq(WORK_REVERT))
+            .filter(action::Column::LeaseOwner.is_not_null())
+            .exec(self.connection())
+            .await?;
+        Ok(if result.rows_affected == 1 {
+            AfterWork::CancelPending
+        } else {
+            AfterWork::LostLease
+        })
+    }
+}
+
+impl Transition {
+    /// Only a worker holding `token`, doing `work`, may make this change.
+    pub(crate) fn fenced(mut self, token: i64, work: &'static str) -> Transition {
+        self.fence = Some(token);
+        self.work = Some(work);
+        self
+    }
+
+    /// Sets (or clears) `errorInfo`.
+    pub(crate) fn set_error(self, error: Option<&ErrorInfo>) -> Transition {
+        self.set(action::Column::ErrorCode, Expr::val(error.map(|e| e.code)))
+            .set(
+                action::Column::ErrorMessage,
+                Expr::val(error.map(|e| e.message.clone())),
+            )
+            .set(
+                action::Column::ErrorSubcode,
+                Expr::val(error.and_then(|e| e.subcode)),
+            )
+    }
+
+    /// The work is finished: nothing is queued and no lease is held.
+    pub(crate) fn done(self) -> Transition {
+        self.set(action::Column::Work, Expr::val(Option::<String>::None))
+            .set(action::Column::DueAt, Expr::val(Option::<i64>::None))
+            .set(
+                action::Column::LeaseOwner,
+                Expr::val(Option::<String>::None),
+            )
+            .set(action::Column::Attempts, Expr::val(0))
+    }
+}
