@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::executor::ExecutorOptions;
+use crate::http::ws::WsOptions;
 use crate::providers::config::ProvidersFile;
 
 /// actiongate: a GraphQL gateway for security actions.
@@ -151,6 +152,45 @@ pub struct Settings {
     /// How long attempts in flight may take to finish on shutdown.
     #[arg(long, env = "ACTIONGATE_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration, global = true)]
     pub shutdown_grace: Duration,
+    /// How long a WebSocket client has to send connection_init.
+    #[arg(long, env = "ACTIONGATE_WS_INIT_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub ws_init_timeout: Duration,
+    /// How often the server pings WebSocket clients.
+    #[arg(long, env = "ACTIONGATE_WS_PING_INTERVAL", default_value = "15s", value_parser = parse_duration, global = true)]
+    pub ws_ping_interval: Duration,
+    /// Most WebSocket connections at once.
+    #[arg(
+        long,
+        env = "ACTIONGATE_MAX_WS_CONNECTIONS",
+        default_value_t = 20_000,
+        global = true
+    )]
+    pub max_ws_connections: usize,
+    /// Most subscriptions per WebSocket connection.
+    #[arg(
+        long,
+        env = "ACTIONGATE_MAX_SUBSCRIPTIONS_PER_CONNECTION",
+        default_value_t = 100,
+        global = true
+    )]
+    pub max_subscriptions_per_connection: usize,
+    /// How many events a subscriber may fall behind before its subscription ends.
+    #[arg(
+        long,
+        env = "ACTIONGATE_SUBSCRIBER_MAX_LAG",
+        default_value_t = 100_000,
+        global = true
+    )]
+    pub subscriber_max_lag: u64,
+    /// Event batches kept in memory for subscribers that are behind; one
+    /// further behind reads from the database.
+    #[arg(
+        long,
+        env = "ACTIONGATE_EVENT_BUFFER",
+        default_value_t = 1024,
+        global = true
+    )]
+    pub event_buffer: usize,
     /// Log format: text or json.
     #[arg(
         long,
@@ -201,6 +241,9 @@ pub struct Config {
     pub db_max_connections: u32,
     pub statement_timeout: Duration,
     pub executor: ExecutorOptions,
+    pub ws: WsOptions,
+    pub subscriber_max_lag: u64,
+    pub event_buffer: usize,
 }
 
 impl Config {
@@ -219,6 +262,9 @@ impl Config {
             db_max_connections: 16,
             statement_timeout: Duration::from_secs(10),
             executor: ExecutorOptions::default(),
+            ws: WsOptions::default(),
+            subscriber_max_lag: 100_000,
+            event_buffer: 1024,
         }
     }
 
@@ -261,6 +307,16 @@ impl Config {
             shutdown_grace: settings.shutdown_grace,
             ..ExecutorOptions::default()
         };
+        config.ws = WsOptions {
+            init_timeout: settings.ws_init_timeout,
+            ping_interval: settings
+                .ws_ping_interval
+                .max(std::time::Duration::from_secs(1)),
+            max_connections: settings.max_ws_connections,
+            max_subscriptions: settings.max_subscriptions_per_connection,
+        };
+        config.subscriber_max_lag = settings.subscriber_max_lag;
+        config.event_buffer = settings.event_buffer.max(1);
         Ok(config)
     }
 }

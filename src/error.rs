@@ -20,6 +20,7 @@ pub mod codes {
     pub const CONFLICT: &str = "CONFLICT";
     pub const NOT_CANCELABLE: &str = "NOT_CANCELABLE";
     pub const INTERNAL_SERVER_ERROR: &str = "INTERNAL_SERVER_ERROR";
+    pub const SUBSCRIBER_TOO_SLOW: &str = "SUBSCRIBER_TOO_SLOW";
 }
 
 /// An error a request can end with.
@@ -43,6 +44,9 @@ pub enum AppError {
     /// A cancel of an action that cannot be canceled (it failed).
     #[error("{0}")]
     NotCancelable(String),
+    /// A subscriber fell too far behind and its subscription was ended.
+    #[error("{0}")]
+    TooSlow(String),
     /// Anything else: the detail is logged, never shown.
     #[error("internal server error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -58,6 +62,7 @@ impl AppError {
             AppError::BadUserInput { .. } => codes::BAD_USER_INPUT,
             AppError::Conflict(_) => codes::CONFLICT,
             AppError::NotCancelable(_) => codes::NOT_CANCELABLE,
+            AppError::TooSlow(_) => codes::SUBSCRIBER_TOO_SLOW,
             AppError::Internal(_) => codes::INTERNAL_SERVER_ERROR,
         }
     }

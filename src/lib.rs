@@ -7,6 +7,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -17,6 +18,7 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod executor;
 pub mod graphql;
 pub mod http;
@@ -28,6 +30,7 @@ pub use config::Config;
 use auth::dev::{TokenSpec, load_or_create_dev_secret, mint};
 use auth::{Authenticator, KeySource, TokenRules};
 use config::TokenKeys;
+use events::EventHub;
 use executor::{Executor, ExecutorHandle};
 use graphql::Services;
 use http::{HttpOptions, HttpState};
@@ -44,6 +47,10 @@ pub struct App {
     router: axum::Router,
     store: Store,
     executor: Executor,
+    executor_handle: ExecutorHandle,
+    events: EventHub,
+    /// Canceled when the gateway stops (or its future is dropped).
+    stop: CancellationToken,
     dev_token: Option<String>,
 }
 
@@ -89,10 +96,15 @@ impl App {
             handle.clone(),
         );
 
+        let events = EventHub::new(store.clone(), config.event_buffer).await?;
+        let stop = CancellationToken::new();
+
         let services = Arc::new(Services {
             store: store.clone(),
             providers: config.providers.directory(),
-            executor: handle,
+            executor: handle.clone(),
+            events: events.clone(),
+            subscriber_max_lag: config.subscriber_max_lag,
         });
         let schema = graphql::build_schema(services.clone());
         let state = HttpState {
@@ -100,6 +112,9 @@ impl App {
             services,
             auth,
             graphiql: http::graphiql_page(dev_token.as_deref()).into(),
+            ws: Arc::new(config.ws.clone()),
+            ws_connections: Arc::new(AtomicUsize::new(0)),
+            stop: stop.clone(),
         };
         let router = http::router(state, &HttpOptions::default());
 
@@ -112,6 +127,9 @@ impl App {
             router,
             store,
             executor,
+            executor_handle: handle,
+            events,
+            stop,
             dev_token,
         })
     }
@@ -124,6 +142,11 @@ impl App {
     /// The development token, when tokens are verified with the development key.
     pub fn dev_token(&self) -> Option<&str> {
         self.dev_token.as_deref()
+    }
+
+    /// The event fan-out, for tests that look beneath the API.
+    pub fn events(&self) -> &EventHub {
+        &self.events
     }
 
     /// The store, for tests that look beneath the API.
@@ -141,13 +164,27 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
-        let stop = CancellationToken::new();
-        let stopping = stop.clone();
+        // Dropping this future (a crash) cancels too: WebSocket connections,
+        // which run outside the server's own tasks, end with it.
+        let _stop_on_drop = self.stop.clone().drop_guard();
+        let stop = self.stop.clone();
         let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
             shutdown.await;
-            stopping.cancel();
+            stop.cancel();
         });
-        let (served, ()) = tokio::join!(server.into_future(), self.executor.run(stop));
+        // Events outlive the executor, so its last transitions are numbered
+        // and published before the process ends.
+        let events_stop = CancellationToken::new();
+        let serve_and_execute = async {
+            let result = tokio::join!(server.into_future(), self.executor.run(self.stop.clone()));
+            events_stop.cancel();
+            result
+        };
+        let ((served, ()), ()) = tokio::join!(
+            serve_and_execute,
+            self.events
+                .run(events_stop.clone(), self.executor_handle.clone())
+        );
         self.store.close().await;
         Ok(served?)
     }

@@ -87,7 +87,7 @@ impl SecurityActionConnection {
             .actions
             .iter()
             .cloned()
-            .map(SecurityAction)
+            .map(SecurityAction::new)
             .collect())
     }
 
@@ -157,7 +157,7 @@ impl SecurityActionEdge {
     }
 
     async fn node(&self) -> SecurityAction {
-        SecurityAction(self.node.clone())
+        SecurityAction::new(self.node.clone())
     }
 }
 

@@ -7,6 +7,7 @@ use async_graphql::Context;
 
 use crate::auth::Principal;
 use crate::domain::providers::ProviderDirectory;
+use crate::events::EventHub;
 use crate::executor::ExecutorHandle;
 use crate::store::Store;
 
@@ -15,6 +16,10 @@ pub struct Services {
     pub store: Store,
     pub providers: ProviderDirectory,
     pub executor: ExecutorHandle,
+    pub events: EventHub,
+    /// How far (in events) a subscriber may fall behind before its
+    /// subscription is ended.
+    pub subscriber_max_lag: u64,
 }
 
 /// The shared services.

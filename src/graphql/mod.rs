@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::{EmptySubscription, Schema};
+use async_graphql::Schema;
 
 pub mod connection;
 pub mod context;
@@ -12,23 +12,24 @@ pub mod inputs;
 pub mod loaders;
 pub mod mutation;
 pub mod query;
+pub mod subscription;
 pub mod types;
 
 pub use context::Services;
 
 /// The schema type of the gateway.
-pub type ActionSchema = Schema<query::Query, mutation::Mutation, EmptySubscription>;
+pub type ActionSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
 
 /// Builds the schema over the given services.
 pub fn build_schema(services: Arc<Services>) -> ActionSchema {
-    Schema::build(query::Query, mutation::Mutation, EmptySubscription)
+    Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
         .data(services)
         .finish()
 }
 
 /// The schema's SDL, as committed in `schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(query::Query, mutation::Mutation, EmptySubscription)
+    Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
         .finish()
         .sdl()
 }

@@ -33,7 +33,7 @@ impl Mutation {
         )?;
         let invoked = services.store.invoke(&caller.actor(), &new).await?;
         services.executor.wake();
-        Ok(SecurityAction(invoked.into_action()))
+        Ok(SecurityAction::new(invoked.into_action()))
     }
 
     /// Cancels an action: one not started is `CANCELED` at once; a running one
@@ -49,6 +49,6 @@ impl Mutation {
         if let CancelOutcome::Requested(_) = outcome {
             services.executor.cancel_requested(id);
         }
-        Ok(SecurityAction(outcome.action().clone()))
+        Ok(SecurityAction::new(outcome.action().clone()))
     }
 }

@@ -28,7 +28,7 @@ impl Query {
         caller.require_read()?;
         let id = parse_id("id", &id)?;
         let action = services(ctx).store.action(&caller.tenant_id, id).await?;
-        Ok(action.map(SecurityAction))
+        Ok(action.map(SecurityAction::new))
     }
 
     /// The caller's tenant's actions that pass `filter`, as a Relay connection

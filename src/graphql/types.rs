@@ -3,10 +3,16 @@
 use async_graphql::{ComplexObject, Context, Enum, ErrorExtensions, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
+use std::sync::Arc;
+
+use super::context::services;
 use super::loaders::RequestLoaders;
 use crate::domain::action::{Action, ErrorInfo, Parameter, StateChange, VendorInformation};
 use crate::domain::catalog::{ActionDefinition, Verdict};
 use crate::domain::status::ActionStatus;
+use crate::error::AppError;
+use crate::events::EventBatch;
+use crate::events::feed::Delivered;
 
 /// Where an action stands (Graph's `operationStatus`, plus `CANCELED`).
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -49,101 +55,147 @@ impl From<OperationStatus> for ActionStatus {
 }
 
 /// A security action: an indicator to block or allow, on one provider.
-pub struct SecurityAction(pub Action);
+pub struct SecurityAction {
+    action: Action,
+    parts: Parts,
+}
+
+/// Where an action's parameters and states come from.
+enum Parts {
+    /// The request's batch loaders.
+    Loaders,
+    /// A subscription event: parameters read with it, states loaded once per
+    /// event batch for all subscribers.
+    Event {
+        parameters: Vec<Parameter>,
+        batch: Arc<EventBatch>,
+    },
+}
+
+impl SecurityAction {
+    pub fn new(action: Action) -> SecurityAction {
+        SecurityAction {
+            action,
+            parts: Parts::Loaders,
+        }
+    }
+
+    pub fn from_event(delivered: &Delivered) -> SecurityAction {
+        SecurityAction {
+            action: delivered.event.action.clone(),
+            parts: Parts::Event {
+                parameters: delivered.event.parameters.clone(),
+                batch: delivered.batch.clone(),
+            },
+        }
+    }
+}
+
+fn loaders<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a RequestLoaders> {
+    ctx.data::<RequestLoaders>()
+        .map_err(|_| AppError::internal("no loaders in the request").extend())
+}
 
 #[Object]
 impl SecurityAction {
     /// Made by the gateway.
     async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+        ID(self.action.id.to_string())
     }
 
     /// The catalog action, e.g. `blockIp`.
     async fn name(&self) -> &str {
-        &self.0.name
+        &self.action.name
     }
 
     /// Why the analyst acted.
     async fn action_reason(&self) -> Option<&str> {
-        self.0.action_reason.as_deref()
+        self.action.action_reason.as_deref()
     }
 
     /// The action's parameters, e.g. `{name: "ip", value: "203.0.113.7"}`, with
     /// canonical names and values.
     async fn parameters(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<KeyValuePair>> {
-        let loaders = ctx.data_unchecked::<RequestLoaders>();
-        let parameters = loaders
-            .parameters
-            .load_one(self.0.id)
-            .await
-            .map_err(|e| e.extend())?
-            .unwrap_or_default();
+        let parameters = match &self.parts {
+            Parts::Event { parameters, .. } => parameters.clone(),
+            Parts::Loaders => loaders(ctx)?
+                .parameters
+                .load_one(self.action.id)
+                .await
+                .map_err(|e| e.extend())?
+                .unwrap_or_default(),
+        };
         Ok(parameters.into_iter().map(KeyValuePair::from).collect())
     }
 
     /// The provider that executes it.
     async fn vendor_information(&self) -> SecurityVendorInformation {
-        self.0.vendor.clone().into()
+        self.action.vendor.clone().into()
     }
 
     /// The caller's idempotency key.
     async fn client_context(&self) -> Option<&str> {
-        self.0.client_context.as_deref()
+        self.action.client_context.as_deref()
     }
 
     /// The app that invoked it (`appid` of its token).
     async fn app_id(&self) -> &str {
-        &self.0.app_id
+        &self.action.app_id
     }
 
     /// The tenant it belongs to (`tid` of its token).
     async fn azure_tenant_id(&self) -> &str {
-        &self.0.tenant_id
+        &self.action.tenant_id
     }
 
     /// The user who invoked it.
     async fn user(&self) -> &str {
-        &self.0.user
+        &self.action.user
     }
 
     async fn status(&self) -> OperationStatus {
-        self.0.status.into()
+        self.action.status.into()
     }
 
     /// Why it failed, or why its revert failed.
     async fn error_info(&self) -> Option<ResultInfo> {
-        self.0.error.clone().map(ResultInfo::from)
+        self.action.error.clone().map(ResultInfo::from)
     }
 
     /// Every transition, oldest first.
     async fn states(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SecurityActionState>> {
-        let loaders = ctx.data_unchecked::<RequestLoaders>();
-        let states = loaders
-            .states
-            .load_one(self.0.id)
-            .await
-            .map_err(|e| e.extend())?
-            .unwrap_or_default();
+        let states = match &self.parts {
+            Parts::Event { batch, .. } => batch
+                .states_of(&services(ctx).store, &self.action.tenant_id, self.action.id)
+                .await
+                .map_err(|e| e.extend())?,
+            Parts::Loaders => loaders(ctx)?
+                .states
+                .load_one(self.action.id)
+                .await
+                .map_err(|e| e.extend())?
+                .unwrap_or_default(),
+        };
         Ok(states.into_iter().map(SecurityActionState).collect())
     }
 
     async fn created_date_time(&self) -> DateTime<Utc> {
-        self.0.created_at
+        self.action.created_at
     }
 
     /// When the status last changed.
     async fn last_action_date_time(&self) -> DateTime<Utc> {
-        self.0.last_action_at
+        self.action.last_action_at
     }
 
     /// When it reached `COMPLETED`, `FAILED` or `CANCELED`.
     async fn completed_date_time(&self) -> Option<DateTime<Utc>> {
-        self.0.completed_at
+        self.action.completed_at
     }
 
     /// When `cancelAction` was called on it.
     async fn cancel_requested_date_time(&self) -> Option<DateTime<Utc>> {
-        self.0.cancel_requested_at
+        self.action.cancel_requested_at
     }
 }
 

@@ -27,7 +27,7 @@ const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 /// The body of a GraphQL POST, per the GraphQL-over-HTTP spec.
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct GraphqlBody {
+pub(crate) struct GraphqlBody {
     query: String,
     #[serde(default)]
     operation_name: Option<String>,
@@ -38,7 +38,7 @@ struct GraphqlBody {
 }
 
 impl GraphqlBody {
-    fn into_request(self) -> async_graphql::Request {
+    pub(crate) fn into_request(self) -> async_graphql::Request {
         let mut request = async_graphql::Request::new(self.query);
         if let Some(name) = self.operation_name {
             request = request.operation_name(name);
@@ -239,7 +239,7 @@ async fn execute(
 /// Gives every error a stable code: errors from resolvers carry theirs; the
 /// rest come from parsing or validating the document (or its variables).
 /// Internal errors also carry the request id, to find their log lines.
-fn label_error(error: &mut ServerError, request_failed: bool, request_id: RequestId) {
+pub(crate) fn label_error(error: &mut ServerError, request_failed: bool, request_id: RequestId) {
     let extensions = error.extensions.get_or_insert_with(Default::default);
     let code = match extensions.get("code") {
         Some(Value::String(code)) => code.clone(),

@@ -3,17 +3,20 @@
 //! `graphql`; this module only moves requests in and responses out.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
 use crate::graphql::{ActionSchema, Services};
 
 pub mod graphql;
+pub mod ws;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -23,6 +26,11 @@ pub struct HttpState {
     pub auth: Arc<Authenticator>,
     /// The GraphiQL page, rendered once.
     pub graphiql: Arc<str>,
+    pub ws: Arc<ws::WsOptions>,
+    /// Open WebSocket connections.
+    pub ws_connections: Arc<AtomicUsize>,
+    /// Canceled when the gateway stops: WebSocket connections close then.
+    pub stop: CancellationToken,
 }
 
 /// Settings of the HTTP surface.
@@ -73,6 +81,7 @@ pub fn router(state: HttpState, options: &HttpOptions) -> Router {
     Router::new()
         .route("/", get(graphiql))
         .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/graphql/ws", get(ws::upgrade))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -141,7 +141,7 @@ impl Store {
             .exec_without_returning(&txn)
             .await?;
         append_state(&txn, id, actor, ActionStatus::NotStarted, None, at, None).await?;
-        txn.commit().await?;
+        self.commit_appended(txn).await?;
         let stored = self
             .action(&actor.tenant_id, id)
             .await?

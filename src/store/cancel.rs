@@ -2,7 +2,7 @@
 //! stop and revert what has.
 
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement};
 use tracing::instrument;
 use uuid::Uuid;
 
@@ -13,6 +13,10 @@ use crate::domain::action::{Action, Actor};
 use crate::domain::status::ActionStatus;
 use crate::domain::time::{self, to_micros};
 use crate::error::AppError;
+
+/// The PostgreSQL channel on which a cancel of a started action is announced,
+/// so the replica running its attempt stops it at once.
+pub const CANCELS_CHANNEL: &str = "actiongate_cancels";
 
 /// What a cancel did.
 #[derive(Debug)]
@@ -69,7 +73,7 @@ impl Store {
                             .apply(&txn, actor, now)
                             .await?;
                     if applied {
-                        txn.commit().await?;
+                        self.commit_appended(txn).await?;
                         return Ok(CancelOutcome::Canceled(self.reload(actor, id).await?));
                     }
                     txn.rollback().await?;
@@ -99,6 +103,15 @@ impl Store {
                         .exec(self.connection())
                         .await?;
                     if result.rows_affected == 1 {
+                        if self.backend() == DbBackend::Postgres {
+                            self.connection()
+                                .execute_raw(Statement::from_sql_and_values(
+                                    DbBackend::Postgres,
+                                    "SELECT pg_notify($1, $2)",
+                                    [CANCELS_CHANNEL.into(), id.to_string().into()],
+                                ))
+                                .await?;
+                        }
                         return Ok(CancelOutcome::Requested(self.reload(actor, id).await?));
                     }
                 }

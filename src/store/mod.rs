@@ -12,6 +12,7 @@ use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
     SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
+use tokio::sync::Notify;
 use tracing::info;
 
 use crate::error::AppError;
@@ -19,13 +20,16 @@ use crate::error::AppError;
 mod actions;
 mod cancel;
 pub(crate) mod entities;
+mod events;
 mod filter_sql;
 mod rows;
 mod transition;
 mod work;
 
 pub use actions::{ActionPage, Invoked, Side};
+pub use cancel::CANCELS_CHANNEL;
 pub use cancel::CancelOutcome;
+pub use events::{EVENTS_CHANNEL, StoredEvent};
 pub use work::{AfterWork, Claim, Lease, Work};
 
 /// Settings of the connection pool.
@@ -51,6 +55,9 @@ impl Default for StoreOptions {
 pub struct Store {
     db: DatabaseConnection,
     queries: Arc<AtomicU64>,
+    /// Signalled after every commit that appended state rows, so the event
+    /// relay numbers them at once.
+    states_appended: Arc<Notify>,
 }
 
 impl Store {
@@ -83,7 +90,11 @@ impl Store {
             counter.fetch_add(1, Ordering::Relaxed);
         });
         info!(backend = ?db.get_database_backend(), "database connected");
-        Ok(Store { db, queries })
+        Ok(Store {
+            db,
+            queries,
+            states_appended: Arc::new(Notify::new()),
+        })
     }
 
     /// Applies every pending migration. On PostgreSQL an advisory lock makes
@@ -130,6 +141,26 @@ impl Store {
             ..TransactionOptions::default()
         };
         Ok(self.db.begin_with_options(options).await?)
+    }
+
+    /// Commits a transaction that appended state rows and wakes the relay.
+    pub(crate) async fn commit_appended(&self, txn: DatabaseTransaction) -> Result<(), AppError> {
+        txn.commit().await?;
+        self.states_appended.notify_one();
+        Ok(())
+    }
+
+    /// Resolves when state rows were appended since the last call.
+    pub async fn states_appended(&self) {
+        self.states_appended.notified().await;
+    }
+
+    /// The sqlx pool of a PostgreSQL store, for `LISTEN`.
+    pub(crate) fn postgres_pool(&self) -> Option<&sqlx::PgPool> {
+        match self.backend() {
+            DbBackend::Postgres => Some(self.db.get_postgres_connection_pool()),
+            _ => None,
+        }
     }
 
     /// Closes every connection of the pool.

@@ -179,7 +179,7 @@ impl Store {
                 .or_default()
                 .push(row.into());
         }
-        txn.commit().await?;
+        self.commit_appended(txn).await?;
         rows.into_iter()
             .filter_map(|row| {
                 let work = Work::from_stored(row.work.as_deref())?;
@@ -228,7 +228,7 @@ impl Store {
         .apply(&txn, &Actor::executor(&lease.tenant_id), now)
         .await?;
         if applied {
-            txn.commit().await?;
+            self.commit_appended(txn).await?;
             return Ok(AfterWork::Recorded);
         }
         txn.rollback().await?;
@@ -286,7 +286,7 @@ impl Store {
             .apply(&txn, &Actor::executor(&lease.tenant_id), now)
             .await?;
         if applied {
-            txn.commit().await?;
+            self.commit_appended(txn).await?;
             return Ok(AfterWork::Recorded);
         }
         txn.rollback().await?;
@@ -310,7 +310,7 @@ impl Store {
             .apply(&txn, &Actor::executor(&lease.tenant_id), now)
             .await?;
         if applied {
-            txn.commit().await?;
+            self.commit_appended(txn).await?;
             return Ok(AfterWork::Recorded);
         }
         txn.rollback().await?;
@@ -340,7 +340,7 @@ impl Store {
             .apply(&txn, &Actor::executor(&lease.tenant_id), now)
             .await?;
         if applied {
-            txn.commit().await?;
+            self.commit_appended(txn).await?;
             return Ok(AfterWork::Recorded);
         }
         txn.rollback().await?;

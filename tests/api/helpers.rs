@@ -153,6 +153,7 @@ pub struct TestApp {
     pub address: std::net::SocketAddr,
     pub client: reqwest::Client,
     pub store: actiongate::store::Store,
+    pub events: actiongate::events::EventHub,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
     pub data_dir: tempfile::TempDir,
@@ -225,6 +226,7 @@ impl TestAppBuilder {
         let app = App::build(config).await.expect("the app builds");
         let address = app.address();
         let store = app.store().clone();
+        let events = app.events().clone();
         let (tx, rx) = oneshot::channel();
         let server = tokio::spawn(async move {
             app.run_until_stopped(async {
@@ -237,6 +239,7 @@ impl TestAppBuilder {
             address,
             client: reqwest::Client::new(),
             store,
+            events,
             shutdown: Some(tx),
             server: Some(server),
             data_dir,

@@ -456,16 +456,22 @@ async fn listing_actions_with_states_and_parameters_costs_the_same_queries_for_1
             .await;
     }
     let query = "query($n: Int) { actions(first: $n) { nodes { id parameters { name value } states { status } } } }";
+    // The counter is the process's: the event relay's background reads add to
+    // it now and then, so each size is measured three times and the fewest kept.
     let mut costs = Vec::new();
     for n in [10, 100] {
-        let before = app.store.queries_executed();
-        let body = app.gql(&token, query, json!({"n": n})).await;
-        assert_no_errors(&body);
-        assert_eq!(
-            body["data"]["actions"]["nodes"].as_array().unwrap().len(),
-            n
-        );
-        costs.push(app.store.queries_executed() - before);
+        let mut fewest = u64::MAX;
+        for _ in 0..3 {
+            let before = app.store.queries_executed();
+            let body = app.gql(&token, query, json!({"n": n})).await;
+            assert_no_errors(&body);
+            assert_eq!(
+                body["data"]["actions"]["nodes"].as_array().unwrap().len(),
+                n
+            );
+            fewest = fewest.min(app.store.queries_executed() - before);
+        }
+        costs.push(fewest);
     }
     assert_eq!(
         costs[0], costs[1],

@@ -1,0 +1,96 @@
+//! Subscriptions: live status changes of the caller's tenant.
+
+use async_graphql::{Context, ErrorExtensions, Object, Subscription};
+use chrono::{DateTime, Utc};
+use futures_util::{Stream, StreamExt};
+
+use super::context::{principal, services};
+use super::inputs::ActionFilterInput;
+use super::types::{OperationStatus, SecurityAction};
+use crate::error::AppError;
+use crate::events::cursor;
+use crate::events::feed::{self, Delivered, FeedError};
+
+pub struct Subscription;
+
+#[Subscription]
+impl Subscription {
+    /// Every status change of the caller's tenant that passes `filter`, oldest
+    /// first, each once. With `after` (an event cursor) it first replays what
+    /// happened since, then goes live, with no gap and no duplicate between.
+    /// A client watching one action passes `filter: {ids: [...]}`.
+    async fn action_status_changed(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ActionFilterInput>,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = async_graphql::Result<ActionStatusEvent>> + use<>, AppError>
+    {
+        let caller = principal(ctx);
+        caller.require_read()?;
+        let filter = filter
+            .map(|f| f.into_domain("filter"))
+            .transpose()?
+            .unwrap_or_default();
+        let services = services(ctx);
+        let after = match after {
+            Some(text) => {
+                let seq = cursor::decode("after", &text)?;
+                if !services.store.has_event(&caller.tenant_id, seq).await? {
+                    return Err(AppError::bad_input(
+                        "after",
+                        "after is not a cursor of an event of this tenant",
+                    ));
+                }
+                Some(seq)
+            }
+            None => None,
+        };
+        let feed = feed::watch(
+            services.events.clone(),
+            caller.tenant_id.clone(),
+            filter,
+            after,
+            services.subscriber_max_lag,
+        );
+        Ok(feed.map(|item| match item {
+            Ok(delivered) => Ok(ActionStatusEvent(delivered)),
+            Err(FeedError::Store(err)) => Err(err.extend()),
+            Err(FeedError::TooSlow { cursor: at }) => Err(AppError::TooSlow(format!(
+                "this subscription fell too far behind and was ended; subscribe again with after: \"{}\"",
+                cursor::encode(at)
+            ))
+            .extend()),
+        }))
+    }
+}
+
+/// One status change of an action.
+pub struct ActionStatusEvent(Delivered);
+
+#[Object]
+impl ActionStatusEvent {
+    /// Pass as `after` to resume from this event.
+    async fn cursor(&self) -> String {
+        cursor::encode(self.0.event.seq)
+    }
+
+    /// The action, as it stood when the event was read.
+    async fn action(&self) -> SecurityAction {
+        SecurityAction::from_event(&self.0)
+    }
+
+    /// The status the action moved to.
+    async fn status(&self) -> OperationStatus {
+        self.0.event.change.status.into()
+    }
+
+    /// The status it moved from; null for the first.
+    async fn previous_status(&self) -> Option<OperationStatus> {
+        self.0.event.change.previous_status.map(Into::into)
+    }
+
+    async fn occurred_date_time(&self) -> DateTime<Utc> {
+        self.0.event.change.occurred_at
+    }
+}

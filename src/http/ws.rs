@@ -1,0 +1,414 @@
+//! GraphQL over WebSocket at `/graphql/ws`, in both protocols clients speak:
+//! `graphql-transport-ws` (the `graphql-ws` library, GraphiQL) and the legacy
+//! `graphql-ws` (subscriptions-transport-ws).
+//!
+//! The token comes in `connection_init`'s payload (`Authorization`,
+//! `authorization` or `authToken`). A bad token closes the socket with 4401,
+//! one without the read role with 4403, no `connection_init` within the
+//! timeout with 4408, and the token's expiry with 4401. The server pings on an
+//! interval (`ping`, or `ka` in the legacy protocol) so idle proxies keep the
+//! socket open. Connections and subscriptions per connection are capped.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_graphql::Value as GqlValue;
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::task::{AbortHandle, JoinSet};
+use tracing::{Instrument, debug, info_span};
+use uuid::Uuid;
+
+use super::HttpState;
+use super::graphql::{GraphqlBody, RequestId, error_response, label_error};
+use crate::auth::Principal;
+use crate::graphql::loaders::RequestLoaders;
+
+/// The subprotocol of the `graphql-ws` library.
+const TRANSPORT_WS: &str = "graphql-transport-ws";
+/// The subprotocol of subscriptions-transport-ws.
+const LEGACY_WS: &str = "graphql-ws";
+/// Messages queued for one connection's socket; a subscription whose client
+/// reads slowly waits here, and its feed catches up from the database.
+const OUTBOX: usize = 32;
+/// Largest message a client may send.
+const MAX_MESSAGE: usize = 64 * 1024;
+
+/// Settings of the WebSocket endpoint.
+#[derive(Debug, Clone)]
+pub struct WsOptions {
+    /// How long a client has to send `connection_init`.
+    pub init_timeout: Duration,
+    /// How often the server pings.
+    pub ping_interval: Duration,
+    /// Most WebSocket connections at once.
+    pub max_connections: usize,
+    /// Most subscriptions one connection may hold.
+    pub max_subscriptions: usize,
+}
+
+impl Default for WsOptions {
+    fn default() -> Self {
+        WsOptions {
+            init_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(15),
+            max_connections: 20_000,
+            max_subscriptions: 100,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Protocol {
+    Transport,
+    Legacy,
+}
+
+/// A connection slot, given back when the connection ends.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// `GET /graphql/ws`: the upgrade.
+pub async fn upgrade(State(state): State<HttpState>, ws: WebSocketUpgrade) -> Response {
+    let open = state.ws_connections.fetch_add(1, Ordering::AcqRel);
+    let slot = Slot(state.ws_connections.clone());
+    if open >= state.ws.max_connections {
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "TOO_MANY_CONNECTIONS",
+            "the gateway holds as many WebSocket connections as it allows; try again later",
+            RequestId(Uuid::now_v7()),
+        );
+    }
+    ws.protocols([TRANSPORT_WS, LEGACY_WS])
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
+        .max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_MESSAGE)
+        .on_upgrade(move |socket| async move {
+            let _slot = slot;
+            let protocol = match socket.protocol().and_then(|p| p.to_str().ok()) {
+                Some(LEGACY_WS) => Protocol::Legacy,
+                _ => Protocol::Transport,
+            };
+            let id = Uuid::now_v7();
+            Connection::new(socket, protocol, state)
+                .run()
+                .instrument(info_span!("ws", connection = %id, ?protocol))
+                .await
+        })
+        .into_response()
+}
+
+struct Connection {
+    socket: WebSocket,
+    protocol: Protocol,
+    state: HttpState,
+}
+
+/// How a connection ends.
+struct Close(u16, &'static str);
+
+impl Connection {
+    fn new(socket: WebSocket, protocol: Protocol, state: HttpState) -> Connection {
+        Connection {
+            socket,
+            protocol,
+            state,
+        }
+    }
+
+    async fn run(mut self) {
+        let close = match tokio::time::timeout(self.state.ws.init_timeout, self.await_init()).await
+        {
+            Err(_) => Some(Close(4408, "Connection initialisation timeout")),
+            Ok(Err(close)) => Some(close),
+            Ok(Ok(None)) => None,
+            Ok(Ok(Some(principal))) => self.serve(principal).await,
+        };
+        if let Some(Close(code, reason)) = close {
+            debug!(code, reason, "closing");
+            let _ = self
+                .socket
+                .send(Message::Close(Some(CloseFrame {
+                    code,
+                    reason: reason.into(),
+                })))
+                .await;
+        }
+    }
+
+    async fn send(&mut self, message: Value) -> bool {
+        self.socket
+            .send(Message::Text(message.to_string().into()))
+            .await
+            .is_ok()
+    }
+
+    /// Waits for `connection_init` and verifies its token. `Ok(None)`: the
+    /// client went away.
+    async fn await_init(&mut self) -> Result<Option<Principal>, Close> {
+        loop {
+            let text = match self.socket.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ok(None),
+                Some(Ok(Message::Text(text))) => text,
+                Some(Ok(_)) => continue,
+            };
+            let message: Value =
+                serde_json::from_str(&text).map_err(|_| Close(4400, "Invalid message"))?;
+            match message["type"].as_str() {
+                Some("connection_init") => {
+                    let principal = self.authenticate(&message["payload"]).await?;
+                    self.send(json!({"type": "connection_ack"})).await;
+                    return Ok(Some(principal));
+                }
+                Some("ping") if self.protocol == Protocol::Transport => {
+                    self.send(json!({"type": "pong"})).await;
+                }
+                Some("subscribe" | "start") => return Err(Close(4401, "Unauthorized")),
+                _ => return Err(Close(4400, "Invalid message")),
+            }
+        }
+    }
+
+    async fn authenticate(&mut self, payload: &Value) -> Result<Principal, Close> {
+        let header = ["Authorization", "authorization", "authToken"]
+            .iter()
+            .find_map(|key| payload.get(*key).and_then(Value::as_str))
+            .map(|value| {
+                if value.len() > 7 && value[..7].eq_ignore_ascii_case("bearer ") {
+                    value.to_owned()
+                } else {
+                    format!("Bearer {value}")
+                }
+            });
+        let refused = |this: &Connection, message: String| {
+            (this.protocol == Protocol::Legacy)
+                .then(|| json!({"type": "connection_error", "payload": {"message": message}}))
+        };
+        let principal = match self.state.auth.authenticate_header(header.as_deref()).await {
+            Ok(principal) => principal,
+            Err(err) => {
+                if let Some(message) = refused(self, err.to_string()) {
+                    self.send(message).await;
+                }
+                return Err(Close(4401, "Unauthorized"));
+            }
+        };
+        if let Err(err) = principal.require_read() {
+            if let Some(message) = refused(self, err.to_string()) {
+                self.send(message).await;
+            }
+            return Err(Close(4403, "Forbidden"));
+        }
+        Ok(principal)
+    }
+
+    /// Serves subscriptions until the client leaves, the token expires or the
+    /// gateway stops.
+    async fn serve(&mut self, principal: Principal) -> Option<Close> {
+        let (outbox, mut outgoing) = mpsc::channel::<Value>(OUTBOX);
+        let mut running: HashMap<String, AbortHandle> = HashMap::new();
+        let mut tasks: JoinSet<String> = JoinSet::new();
+        let until_expiry = (principal.expires_at - chrono::Utc::now())
+            .to_std()
+            .unwrap_or_default();
+        let expiry = tokio::time::sleep(until_expiry);
+        tokio::pin!(expiry);
+        let period = self.state.ws.ping_interval;
+        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        let stop = self.state.stop.clone();
+        let close = loop {
+            tokio::select! {
+                _ = stop.cancelled() => break Some(Close(1001, "The gateway is shutting down")),
+                _ = &mut expiry => break Some(Close(4401, "Token expired")),
+                _ = ping.tick() => {
+                    let kind = match self.protocol { Protocol::Transport => "ping", Protocol::Legacy => "ka" };
+                    if !self.send(json!({"type": kind})).await {
+                        break None;
+                    }
+                }
+                Some(message) = outgoing.recv() => {
+                    if !self.send(message).await {
+                        break None;
+                    }
+                }
+                Some(done) = tasks.join_next() => {
+                    if let Ok(id) = done {
+                        running.remove(&id);
+                    }
+                }
+                incoming = self.socket.next() => {
+                    let text = match incoming {
+                        None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break None,
+                        Some(Ok(Message::Text(text))) => text,
+                        Some(Ok(Message::Binary(_))) => break Some(Close(4400, "Binary messages are not accepted")),
+                        Some(Ok(_)) => continue,
+                    };
+                    let Ok(message) = serde_json::from_str::<Value>(&text) else {
+                        break Some(Close(4400, "Invalid message"));
+                    };
+                    match self.handle(message, &principal, &outbox, &mut running, &mut tasks).await {
+                        Ok(()) => {}
+                        Err(close) => break close,
+                    }
+                }
+            }
+        };
+        tasks.abort_all();
+        close
+    }
+
+    /// One client message after `connection_init`.
+    async fn handle(
+        &mut self,
+        message: Value,
+        principal: &Principal,
+        outbox: &mpsc::Sender<Value>,
+        running: &mut HashMap<String, AbortHandle>,
+        tasks: &mut JoinSet<String>,
+    ) -> Result<(), Option<Close>> {
+        let kind = message["type"].as_str().unwrap_or_default();
+        let id = message["id"].as_str().map(str::to_owned);
+        match (self.protocol, kind) {
+            (Protocol::Transport, "ping") => {
+                self.send(json!({"type": "pong"})).await;
+            }
+            (Protocol::Transport, "pong") => {}
+            (Protocol::Transport, "connection_init") => {
+                return Err(Some(Close(4429, "Too many initialisation requests")));
+            }
+            (Protocol::Legacy, "connection_init") => {}
+            (Protocol::Legacy, "connection_terminate") => {
+                return Err(Some(Close(1000, "Terminated")));
+            }
+            (Protocol::Transport, "subscribe") | (Protocol::Legacy, "start") => {
+                let Some(id) = id else {
+                    return Err(Some(Close(4400, "A subscription needs an id")));
+                };
+                if running.contains_key(&id) {
+                    if self.protocol == Protocol::Transport {
+                        return Err(Some(Close(4409, "Subscriber for this id already exists")));
+                    }
+                    self.send(error_message(
+                        self.protocol,
+                        &id,
+                        "BAD_REQUEST",
+                        "a subscription with this id is running",
+                    ))
+                    .await;
+                    return Ok(());
+                }
+                if running.len() >= self.state.ws.max_subscriptions {
+                    let text = format!(
+                        "a connection holds at most {} subscriptions",
+                        self.state.ws.max_subscriptions
+                    );
+                    self.send(error_message(
+                        self.protocol,
+                        &id,
+                        "TOO_MANY_SUBSCRIPTIONS",
+                        &text,
+                    ))
+                    .await;
+                    return Ok(());
+                }
+                let Ok(body) = serde_json::from_value::<GraphqlBody>(message["payload"].clone())
+                else {
+                    self.send(error_message(
+                        self.protocol,
+                        &id,
+                        "BAD_REQUEST",
+                        "the payload is not a GraphQL request",
+                    ))
+                    .await;
+                    return Ok(());
+                };
+                let handle = tasks.spawn(run_operation(
+                    self.state.clone(),
+                    self.protocol,
+                    id.clone(),
+                    body.into_request(),
+                    principal.clone(),
+                    outbox.clone(),
+                ));
+                running.insert(id, handle);
+            }
+            (Protocol::Transport, "complete") | (Protocol::Legacy, "stop") => {
+                if let Some(id) = id
+                    && let Some(handle) = running.remove(&id)
+                {
+                    handle.abort();
+                    // The legacy protocol confirms a stop; the modern one does not.
+                    if self.protocol == Protocol::Legacy {
+                        self.send(json!({"type": "complete", "id": id})).await;
+                    }
+                }
+            }
+            _ => return Err(Some(Close(4400, "Invalid message"))),
+        }
+        Ok(())
+    }
+}
+
+/// Runs one operation and sends its results; returns its id when done.
+async fn run_operation(
+    state: HttpState,
+    protocol: Protocol,
+    id: String,
+    request: async_graphql::Request,
+    principal: Principal,
+    outbox: mpsc::Sender<Value>,
+) -> String {
+    let request_id = RequestId(Uuid::now_v7());
+    let loaders = RequestLoaders::new(&state.services.store, &principal.tenant_id);
+    let request = request.data(principal).data(loaders).data(request_id);
+    let mut responses = state.schema.execute_stream(request);
+    let mut first = true;
+    while let Some(mut response) = responses.next().await {
+        let request_failed = response.data == GqlValue::Null && !response.errors.is_empty();
+        for error in &mut response.errors {
+            label_error(error, request_failed, request_id);
+        }
+        let message = if first && request_failed {
+            // The operation could not start: an error message, and no complete.
+            let errors = serde_json::to_value(&response.errors).unwrap_or_default();
+            let _ = outbox
+                .send(json!({"type": "error", "id": id, "payload": errors}))
+                .await;
+            return id;
+        } else {
+            let kind = match protocol {
+                Protocol::Transport => "next",
+                Protocol::Legacy => "data",
+            };
+            json!({"type": kind, "id": id, "payload": serde_json::to_value(&response).unwrap_or_default()})
+        };
+        first = false;
+        if outbox.send(message).await.is_err() {
+            return id;
+        }
+    }
+    let _ = outbox.send(json!({"type": "complete", "id": id})).await;
+    id
+}
+
+fn error_message(protocol: Protocol, id: &str, code: &str, text: &str) -> Value {
+    let error = json!({"message": text, "extensions": {"code": code}});
+    match protocol {
+        Protocol::Transport => json!({"type": "error", "id": id, "payload": [error]}),
+        Protocol::Legacy => json!({"type": "error", "id": id, "payload": error}),
+    }
+}
