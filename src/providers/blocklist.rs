@@ -82,7 +82,12 @@ impl Blocklist {
     }
 
     fn list(&self, tenant: &str, file: &str) -> Arc<ListFile> {
-        let dir = self.root.join(tenant_dir(tenant));
+        self.list_in(&tenant_dir(tenant), file)
+    }
+
+    /// The list `file` in the tenant directory `dir_name`.
+    fn list_in(&self, dir_name: &str, file: &str) -> Arc<ListFile> {
+        let dir = self.root.join(dir_name);
         let key = dir.join(file);
         let mut lists = self.lists.lock().expect("blocklist registry");
         lists
@@ -180,22 +185,7 @@ impl Provider for Blocklist {
                 .await
                 .unwrap_or_default();
             for (tenant_dir, file) in found {
-                let list = {
-                    let dir = self.root.join(&tenant_dir);
-                    let key = dir.join(&file);
-                    let mut lists = self.lists.lock().expect("blocklist registry");
-                    lists
-                        .entry(key)
-                        .or_insert_with(|| {
-                            Arc::new(ListFile {
-                                dir,
-                                name: file.clone(),
-                                writing: tokio::sync::Mutex::new(()),
-                                pending: Mutex::new(Vec::new()),
-                            })
-                        })
-                        .clone()
-                };
+                let list = self.list_in(&tenant_dir, &file);
                 if let Err(err) = list.flush(true).await {
                     warn!(file = %file, error = %err, "dropping expired blocklist entries");
                 }

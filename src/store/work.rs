@@ -211,8 +211,7 @@ impl Store {
         reference: Option<&str>,
     ) -> Result<AfterWork, AppError> {
         let now = to_micros(time::now());
-        let txn = self.begin_write().await?;
-        let applied = Transition::new(
+        let transition = Transition::new(
             lease.action_id,
             ActionStatus::Running,
             ActionStatus::Completed,
@@ -224,15 +223,8 @@ impl Store {
             Expr::val(reference.map(str::to_owned)),
         )
         .set_error(None)
-        .done()
-        .apply(&txn, &Actor::executor(&lease.tenant_id), now)
-        .await?;
-        if applied {
-            self.commit_appended(txn).await?;
-            return Ok(AfterWork::Recorded);
-        }
-        txn.rollback().await?;
-        self.hand_over_to_revert(lease, reference).await
+        .done();
+        self.close_attempt(lease, transition, now, reference).await
     }
 
     /// The attempt failed for a reason that may pass: try `work` again after
@@ -277,20 +269,13 @@ impl Store {
         error: &ErrorInfo,
     ) -> Result<AfterWork, AppError> {
         let now = to_micros(time::now());
-        let txn = self.begin_write().await?;
-        let applied = Transition::new(lease.action_id, ActionStatus::Running, ActionStatus::Failed)
-            .fenced(lease.token, WORK_EXECUTE)
-            .set(action::Column::CompletedAt, Expr::val(now))
-            .set_error(Some(error))
-            .done()
-            .apply(&txn, &Actor::executor(&lease.tenant_id), now)
-            .await?;
-        if applied {
-            self.commit_appended(txn).await?;
-            return Ok(AfterWork::Recorded);
-        }
-        txn.rollback().await?;
-        self.hand_over_to_revert(lease, None).await
+        let transition =
+            Transition::new(lease.action_id, ActionStatus::Running, ActionStatus::Failed)
+                .fenced(lease.token, WORK_EXECUTE)
+                .set(action::Column::CompletedAt, Expr::val(now))
+                .set_error(Some(error))
+                .done();
+        self.close_attempt(lease, transition, now, None).await
     }
 
     /// The effect was lifted: `from → Canceled`.
@@ -301,20 +286,12 @@ impl Store {
         from: ActionStatus,
     ) -> Result<AfterWork, AppError> {
         let now = to_micros(time::now());
-        let txn = self.begin_write().await?;
-        let applied = Transition::new(lease.action_id, from, ActionStatus::Canceled)
+        let transition = Transition::new(lease.action_id, from, ActionStatus::Canceled)
             .fenced(lease.token, WORK_REVERT)
             .set(action::Column::CompletedAt, Expr::val(now))
             .set_error(None)
-            .done()
-            .apply(&txn, &Actor::executor(&lease.tenant_id), now)
-            .await?;
-        if applied {
-            self.commit_appended(txn).await?;
-            return Ok(AfterWork::Recorded);
-        }
-        txn.rollback().await?;
-        self.hand_over_to_revert(lease, None).await
+            .done();
+        self.close_attempt(lease, transition, now, None).await
     }
 
     /// The revert failed for good: the action is (still) `Completed`, its
@@ -327,7 +304,6 @@ impl Store {
         error: &ErrorInfo,
     ) -> Result<AfterWork, AppError> {
         let now = to_micros(time::now());
-        let txn = self.begin_write().await?;
         let mut transition = Transition::new(lease.action_id, from, ActionStatus::Completed)
             .fenced(lease.token, WORK_REVERT)
             .set_error(Some(error))
@@ -336,6 +312,20 @@ impl Store {
         if from == ActionStatus::Running {
             transition = transition.set(action::Column::CompletedAt, Expr::val(now));
         }
+        self.close_attempt(lease, transition, now, None).await
+    }
+
+    /// Applies the transition that closes an attempt, in its own transaction.
+    /// When it does not apply, a cancel may have changed the work meanwhile:
+    /// see [`Store::hand_over_to_revert`].
+    async fn close_attempt(
+        &self,
+        lease: &Lease,
+        transition: Transition,
+        now: i64,
+        reference: Option<&str>,
+    ) -> Result<AfterWork, AppError> {
+        let txn = self.begin_write().await?;
         let applied = transition
             .apply(&txn, &Actor::executor(&lease.tenant_id), now)
             .await?;
@@ -344,7 +334,7 @@ impl Store {
             return Ok(AfterWork::Recorded);
         }
         txn.rollback().await?;
-        self.hand_over_to_revert(lease, None).await
+        self.hand_over_to_revert(lease, reference).await
     }
 
     /// Gives back every lease `owner` holds, due at once, so another executor

@@ -413,14 +413,7 @@ async fn an_instance_that_dies_mid_execution_is_taken_over_and_the_effect_applie
     backend: Backend,
 ) {
     // The first request hangs (the instance dies while it waits); later ones succeed.
-    let receiver = WebhookReceiver::start(|_, before| {
-        if before == 0 {
-            Reply::slow(200, Duration::from_secs(60))
-        } else {
-            Reply::status(200)
-        }
-    })
-    .await;
+    let receiver = WebhookReceiver::hanging_first().await;
     let short_lease = |c: &mut actiongate::Config| {
         c.executor.lease = Duration::from_secs(3);
         c.executor.provider_timeout = Duration::from_secs(2);
@@ -597,14 +590,7 @@ async fn shutdown_lets_attempts_in_flight_finish(backend: Backend) {
 async fn shutdown_gives_back_the_leases_of_attempts_that_outlast_the_grace_period(
     backend: Backend,
 ) {
-    let receiver = WebhookReceiver::start(|_, before| {
-        if before == 0 {
-            Reply::slow(200, Duration::from_secs(60))
-        } else {
-            Reply::status(200)
-        }
-    })
-    .await;
+    let receiver = WebhookReceiver::hanging_first().await;
     let slow = |c: &mut actiongate::Config| {
         c.executor.lease = Duration::from_secs(120);
         c.executor.provider_timeout = Duration::from_secs(100);

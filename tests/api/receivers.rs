@@ -92,6 +92,19 @@ impl WebhookReceiver {
         WebhookReceiver::start(|_, _| Reply::status(200)).await
     }
 
+    /// A receiver whose first request of each key hangs for a minute (the
+    /// gateway instance is to die or stop meanwhile); later ones succeed.
+    pub async fn hanging_first() -> WebhookReceiver {
+        WebhookReceiver::start(|_, before| {
+            if before == 0 {
+                Reply::slow(200, Duration::from_secs(60))
+            } else {
+                Reply::status(200)
+            }
+        })
+        .await
+    }
+
     pub async fn start(
         script: impl Fn(&Received, usize) -> Reply + Send + Sync + 'static,
     ) -> WebhookReceiver {
