@@ -11,6 +11,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::executor::ExecutorOptions;
+use crate::http::HttpOptions;
+use crate::http::limits::OperationLimits;
+use crate::http::rate_limit::{Rate, RateLimits};
 use crate::http::ws::WsOptions;
 use crate::providers::config::ProvidersFile;
 
@@ -191,6 +194,99 @@ pub struct Settings {
         global = true
     )]
     pub event_buffer: usize,
+    /// Largest request body, in bytes; larger ones get HTTP 413.
+    #[arg(long, env = "ACTIONGATE_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
+    pub max_body_bytes: usize,
+    /// Longest query text, in bytes.
+    #[arg(long, env = "ACTIONGATE_MAX_QUERY_BYTES", default_value_t = 16 * 1024, global = true)]
+    pub max_query_bytes: usize,
+    /// Deepest field nesting of an operation.
+    #[arg(
+        long,
+        env = "ACTIONGATE_MAX_DEPTH",
+        default_value_t = 12,
+        global = true
+    )]
+    pub max_depth: usize,
+    /// Highest complexity of an operation (list fields weighted by first/last).
+    #[arg(
+        long,
+        env = "ACTIONGATE_MAX_COMPLEXITY",
+        default_value_t = 5_000,
+        global = true
+    )]
+    pub max_complexity: u64,
+    /// Most aliases in an operation.
+    #[arg(
+        long,
+        env = "ACTIONGATE_MAX_ALIASES",
+        default_value_t = 30,
+        global = true
+    )]
+    pub max_aliases: usize,
+    /// Most root fields in an operation.
+    #[arg(
+        long,
+        env = "ACTIONGATE_MAX_ROOT_FIELDS",
+        default_value_t = 20,
+        global = true
+    )]
+    pub max_root_fields: usize,
+    /// Most directives on one field.
+    #[arg(
+        long,
+        env = "ACTIONGATE_MAX_DIRECTIVES_PER_FIELD",
+        default_value_t = 5,
+        global = true
+    )]
+    pub max_directives_per_field: usize,
+    /// Requests per second per tenant and app (0: no limit).
+    #[arg(
+        long,
+        env = "ACTIONGATE_RATE_LIMIT",
+        default_value_t = 200.0,
+        global = true
+    )]
+    pub rate_limit: f64,
+    /// Requests a tenant and app may send at once above the rate.
+    #[arg(
+        long,
+        env = "ACTIONGATE_RATE_BURST",
+        default_value_t = 400.0,
+        global = true
+    )]
+    pub rate_burst: f64,
+    /// Mutations per second per tenant and app (0: no limit).
+    #[arg(
+        long,
+        env = "ACTIONGATE_MUTATION_RATE_LIMIT",
+        default_value_t = 100.0,
+        global = true
+    )]
+    pub mutation_rate_limit: f64,
+    /// Mutations a tenant and app may send at once above the rate.
+    #[arg(
+        long,
+        env = "ACTIONGATE_MUTATION_RATE_BURST",
+        default_value_t = 200.0,
+        global = true
+    )]
+    pub mutation_rate_burst: f64,
+    /// The deadline of one request.
+    #[arg(long, env = "ACTIONGATE_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration, global = true)]
+    pub request_timeout: Duration,
+    /// Origins allowed by CORS, comma-separated; none by default, `*` for any.
+    #[arg(
+        long,
+        env = "ACTIONGATE_CORS_ORIGINS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub cors_origins: Vec<String>,
+    /// Schema introspection (and "did you mean" suggestions): on by default
+    /// with the development key, off when a real key or issuer is configured.
+    #[arg(long, env = "ACTIONGATE_INTROSPECTION", global = true)]
+    pub introspection: Option<bool>,
     /// Log format: text or json.
     #[arg(
         long,
@@ -244,6 +340,9 @@ pub struct Config {
     pub ws: WsOptions,
     pub subscriber_max_lag: u64,
     pub event_buffer: usize,
+    pub http: HttpOptions,
+    /// `None`: on with the development key only.
+    pub introspection: Option<bool>,
 }
 
 impl Config {
@@ -265,7 +364,15 @@ impl Config {
             ws: WsOptions::default(),
             subscriber_max_lag: 100_000,
             event_buffer: 1024,
+            http: HttpOptions::default(),
+            introspection: None,
         }
+    }
+
+    /// Whether introspection is on: as set, else only with the development key.
+    pub fn introspection_enabled(&self) -> bool {
+        self.introspection
+            .unwrap_or(matches!(self.token_keys, TokenKeys::Development))
     }
 
     /// Resolves settings into a config, reading the provider file if named.
@@ -317,6 +424,35 @@ impl Config {
         };
         config.subscriber_max_lag = settings.subscriber_max_lag;
         config.event_buffer = settings.event_buffer.max(1);
+        config.http = HttpOptions {
+            max_body_bytes: settings.max_body_bytes,
+            limits: OperationLimits {
+                max_query_bytes: settings.max_query_bytes,
+                max_depth: settings.max_depth,
+                max_complexity: settings.max_complexity,
+                max_aliases: settings.max_aliases,
+                max_root_fields: settings.max_root_fields,
+                max_directives_per_field: settings.max_directives_per_field,
+            },
+            rate_limits: RateLimits {
+                requests: Rate {
+                    per_second: settings.rate_limit,
+                    burst: settings.rate_burst.max(1.0),
+                },
+                mutations: Rate {
+                    per_second: settings.mutation_rate_limit,
+                    burst: settings.mutation_rate_burst.max(1.0),
+                },
+            },
+            request_timeout: settings.request_timeout,
+            cors_origins: settings
+                .cors_origins
+                .iter()
+                .map(|o| o.trim().to_owned())
+                .filter(|o| !o.is_empty())
+                .collect(),
+        };
+        config.introspection = settings.introspection;
         Ok(config)
     }
 }

@@ -21,6 +21,7 @@ pub mod codes {
     pub const NOT_CANCELABLE: &str = "NOT_CANCELABLE";
     pub const INTERNAL_SERVER_ERROR: &str = "INTERNAL_SERVER_ERROR";
     pub const SUBSCRIBER_TOO_SLOW: &str = "SUBSCRIBER_TOO_SLOW";
+    pub const TIMEOUT: &str = "TIMEOUT";
 }
 
 /// An error a request can end with.
@@ -44,6 +45,10 @@ pub enum AppError {
     /// A cancel of an action that cannot be canceled (it failed).
     #[error("{0}")]
     NotCancelable(String),
+    /// The database did not answer in time (statement timeout, a lock held
+    /// too long, no free connection).
+    #[error("the operation took too long and was stopped")]
+    Timeout(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A subscriber fell too far behind and its subscription was ended.
     #[error("{0}")]
     TooSlow(String),
@@ -63,6 +68,7 @@ impl AppError {
             AppError::Conflict(_) => codes::CONFLICT,
             AppError::NotCancelable(_) => codes::NOT_CANCELABLE,
             AppError::TooSlow(_) => codes::SUBSCRIBER_TOO_SLOW,
+            AppError::Timeout(_) => codes::TIMEOUT,
             AppError::Internal(_) => codes::INTERNAL_SERVER_ERROR,
         }
     }
@@ -83,7 +89,34 @@ impl AppError {
 
 impl From<sea_orm::DbErr> for AppError {
     fn from(err: sea_orm::DbErr) -> Self {
-        AppError::Internal(Box::new(err))
+        if is_timeout(&err) {
+            AppError::Timeout(Box::new(err))
+        } else {
+            AppError::Internal(Box::new(err))
+        }
+    }
+}
+
+/// Whether a database error means "too slow" rather than "broken":
+/// PostgreSQL's statement timeout (SQLSTATE 57014) or lock timeout (55P03),
+/// SQLite still busy after its busy timeout, or no connection free in time.
+fn is_timeout(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    match err {
+        DbErr::ConnectionAcquire(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e))
+        | DbErr::Conn(RuntimeErr::SqlxError(e)) => match e.as_ref() {
+            sqlx::Error::PoolTimedOut => true,
+            sqlx::Error::Database(db) => {
+                matches!(
+                    db.code().as_deref(),
+                    Some("57014" | "55P03" | "5" | "6" | "517")
+                )
+            }
+            _ => false,
+        },
+        _ => false,
     }
 }
 
@@ -98,8 +131,14 @@ impl From<sea_orm::TransactionError<AppError>> for AppError {
 
 impl ErrorExtensions for AppError {
     fn extend(&self) -> async_graphql::Error {
-        if let AppError::Internal(source) = self {
-            tracing::error!(error = %DisplayChain(source.as_ref()), "internal error");
+        match self {
+            AppError::Internal(source) => {
+                tracing::error!(error = %DisplayChain(source.as_ref()), "internal error");
+            }
+            AppError::Timeout(source) => {
+                tracing::warn!(error = %DisplayChain(source.as_ref()), "database timeout");
+            }
+            _ => {}
         }
         async_graphql::Error::new(self.to_string()).extend_with(|_, ext| {
             ext.set("code", self.code());

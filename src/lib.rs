@@ -33,7 +33,8 @@ use config::TokenKeys;
 use events::EventHub;
 use executor::{Executor, ExecutorHandle};
 use graphql::Services;
-use http::{HttpOptions, HttpState};
+use http::HttpState;
+use http::rate_limit::RateLimiter;
 use providers::Providers;
 use store::{Store, StoreOptions};
 
@@ -106,7 +107,7 @@ impl App {
             events: events.clone(),
             subscriber_max_lag: config.subscriber_max_lag,
         });
-        let schema = graphql::build_schema(services.clone());
+        let schema = graphql::build_schema(services.clone(), config.introspection_enabled());
         let state = HttpState {
             schema,
             services,
@@ -115,8 +116,12 @@ impl App {
             ws: Arc::new(config.ws.clone()),
             ws_connections: Arc::new(AtomicUsize::new(0)),
             stop: stop.clone(),
+            limits: Arc::new(config.http.limits.clone()),
+            rate: Arc::new(RateLimiter::new(config.http.rate_limits)),
+            request_timeout: config.http.request_timeout,
+            introspection: config.introspection_enabled(),
         };
-        let router = http::router(state, &HttpOptions::default());
+        let router = http::router(state, &config.http)?;
 
         let listener = TcpListener::bind(config.listen).await?;
         let address = listener.local_addr()?;

@@ -20,11 +20,20 @@ pub use context::Services;
 /// The schema type of the gateway.
 pub type ActionSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
 
-/// Builds the schema over the given services.
-pub fn build_schema(services: Arc<Services>) -> ActionSchema {
-    Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
+/// Builds the schema over the given services. Without `introspection`,
+/// neither `__schema` / `__type` nor "did you mean" suggestions answer.
+pub fn build_schema(services: Arc<Services>, introspection: bool) -> ActionSchema {
+    let builder = Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
         .data(services)
-        .finish()
+        .limit_recursive_depth(64);
+    if introspection {
+        builder.finish()
+    } else {
+        builder
+            .disable_introspection()
+            .disable_suggestions()
+            .finish()
+    }
 }
 
 /// The schema's SDL, as committed in `schema.graphql`.

@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 
-use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::{ServerError, Value};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -17,6 +16,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::HttpState;
+use super::admission::{Arrival, Refusal, admit};
 use crate::auth::Principal;
 use crate::error::codes;
 use crate::graphql::loaders::RequestLoaders;
@@ -117,7 +117,15 @@ pub async fn post(
                 );
             }
         };
-        execute(&state, request, principal, format, request_id).await
+        execute(
+            &state,
+            request,
+            principal,
+            format,
+            request_id,
+            Arrival::Post,
+        )
+        .await
     }
     .instrument(span)
     .await
@@ -139,7 +147,12 @@ pub async fn get(
             Err(response) => return response.with_request_id(request_id),
         };
         let Some(query) = params.get("query") else {
-            return error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", "the query parameter 'query' is required", request_id);
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                "the query parameter 'query' is required",
+                request_id,
+            );
         };
         let mut request = async_graphql::Request::new(query.clone());
         if let Some(name) = params.get("operationName") {
@@ -149,32 +162,16 @@ pub async fn get(
             match serde_json::from_str(variables) {
                 Ok(variables) => request = request.variables(variables),
                 Err(_) => {
-                    return error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", "'variables' is not a JSON object", request_id);
+                    return error_response(
+                        StatusCode::BAD_REQUEST,
+                        "BAD_REQUEST",
+                        "'variables' is not a JSON object",
+                        request_id,
+                    );
                 }
             }
         }
-        let operation_name = request.operation_name.clone();
-        if let Ok(document) = request.parsed_query() {
-            let operation = match &document.operations {
-                DocumentOperations::Single(op) => Some(op.node.ty),
-                DocumentOperations::Multiple(ops) => match &operation_name {
-                    Some(name) => ops.get(name.as_str()).map(|op| op.node.ty),
-                    None if ops.len() == 1 => ops.values().next().map(|op| op.node.ty),
-                    None => None,
-                },
-            };
-            if matches!(operation, Some(OperationType::Mutation | OperationType::Subscription)) {
-                let mut response = error_response(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "METHOD_NOT_ALLOWED",
-                    "mutations and subscriptions are not accepted over GET: use POST (or the WebSocket for subscriptions)",
-                    request_id,
-                );
-                response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
-                return response;
-            }
-        }
-        execute(&state, request, principal, format, request_id).await
+        execute(&state, request, principal, format, request_id, Arrival::Get).await
     }
     .instrument(span)
     .await
@@ -201,14 +198,28 @@ async fn authenticate(state: &HttpState, headers: &HeaderMap) -> Result<Principa
 
 async fn execute(
     state: &HttpState,
-    request: async_graphql::Request,
+    mut request: async_graphql::Request,
     principal: Principal,
     format: ResponseFormat,
     request_id: RequestId,
+    arrival: Arrival,
 ) -> Response {
+    if let Err(refusal) = admit(state, &principal, &mut request, arrival) {
+        return refusal_response(&refusal, request_id);
+    }
     let loaders = RequestLoaders::new(&state.services.store, &principal.tenant_id);
     let request = request.data(principal).data(loaders).data(request_id);
-    let mut response = state.schema.execute(request).await;
+    let Ok(mut response) =
+        tokio::time::timeout(state.request_timeout, state.schema.execute(request)).await
+    else {
+        tracing::warn!(timeout = ?state.request_timeout, "request deadline passed");
+        return error_response(
+            StatusCode::GATEWAY_TIMEOUT,
+            codes::TIMEOUT,
+            "the request took longer than the gateway allows and was stopped",
+            request_id,
+        );
+    };
     let request_failed = response.data == Value::Null && !response.errors.is_empty();
     for error in &mut response.errors {
         label_error(error, request_failed, request_id);
@@ -303,6 +314,23 @@ impl ResponseFormat {
             ResponseFormat::GraphqlResponseJson => GRAPHQL_RESPONSE_JSON,
         }
     }
+}
+
+/// The response to a refused operation.
+fn refusal_response(refusal: &Refusal, request_id: RequestId) -> Response {
+    let mut response = error_response(refusal.status, refusal.code, &refusal.message, request_id);
+    if let Some(wait) = refusal.retry_after {
+        let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+        if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+    }
+    if refusal.status == StatusCode::METHOD_NOT_ALLOWED {
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    }
+    response
 }
 
 /// An error response in GraphQL form, before execution.

@@ -4,18 +4,25 @@
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::Authenticator;
 use crate::graphql::{ActionSchema, Services};
+use limits::OperationLimits;
+use rate_limit::{RateLimiter, RateLimits};
 
+pub mod admission;
 pub mod graphql;
+pub mod limits;
+pub mod rate_limit;
 pub mod ws;
 
 /// What the handlers share.
@@ -31,19 +38,37 @@ pub struct HttpState {
     pub ws_connections: Arc<AtomicUsize>,
     /// Canceled when the gateway stops: WebSocket connections close then.
     pub stop: CancellationToken,
+    pub limits: Arc<OperationLimits>,
+    pub rate: Arc<RateLimiter>,
+    /// The deadline of one request.
+    pub request_timeout: Duration,
+    /// Whether `__schema` and `__type` may be asked for.
+    pub introspection: bool,
 }
 
 /// Settings of the HTTP surface.
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
-    /// Largest request body accepted, in bytes.
+    /// Largest request body accepted, in bytes; larger ones are refused (413)
+    /// without being read whole.
     pub max_body_bytes: usize,
+    pub limits: OperationLimits,
+    pub rate_limits: RateLimits,
+    /// The deadline of one request (a subscription's start, over WebSocket).
+    pub request_timeout: Duration,
+    /// Origins allowed by CORS; none by default. `*` allows any origin, never
+    /// with credentials (tokens travel in headers, not cookies).
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for HttpOptions {
     fn default() -> Self {
         HttpOptions {
             max_body_bytes: 1024 * 1024,
+            limits: OperationLimits::default(),
+            rate_limits: RateLimits::default(),
+            request_timeout: Duration::from_secs(30),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -77,8 +102,8 @@ pub fn graphiql_page(dev_token: Option<&str>) -> String {
 }
 
 /// The router of the gateway.
-pub fn router(state: HttpState, options: &HttpOptions) -> Router {
-    Router::new()
+pub fn router(state: HttpState, options: &HttpOptions) -> Result<Router, String> {
+    let router = Router::new()
         .route("/", get(graphiql))
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/graphql/ws", get(ws::upgrade))
@@ -86,7 +111,35 @@ pub fn router(state: HttpState, options: &HttpOptions) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
-        .with_state(state)
+        .with_state(state);
+    Ok(match cors(&options.cors_origins)? {
+        Some(cors) => router.layer(cors),
+        None => router,
+    })
+}
+
+/// The CORS layer for the allowed origins, if any are.
+fn cors(origins: &[String]) -> Result<Option<CorsLayer>, String> {
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        let parsed = origins
+            .iter()
+            .map(|o| HeaderValue::from_str(o).map_err(|_| format!("'{o}' is not an origin")))
+            .collect::<Result<Vec<_>, _>>()?;
+        AllowOrigin::list(parsed)
+    };
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+            .allow_credentials(false)
+            .max_age(Duration::from_secs(600)),
+    ))
 }
 
 async fn graphiql(State(state): State<HttpState>) -> Html<String> {

@@ -27,6 +27,7 @@ use tracing::{Instrument, debug, info_span};
 use uuid::Uuid;
 
 use super::HttpState;
+use super::admission::{Arrival, admit};
 use super::graphql::{GraphqlBody, RequestId, error_response, label_error};
 use crate::auth::Principal;
 use crate::graphql::loaders::RequestLoaders;
@@ -336,11 +337,24 @@ impl Connection {
                     .await;
                     return Ok(());
                 };
+                let mut request = body.into_request();
+                if let Err(refusal) =
+                    admit(&self.state, principal, &mut request, Arrival::WebSocket)
+                {
+                    self.send(error_message(
+                        self.protocol,
+                        &id,
+                        refusal.code,
+                        &refusal.message,
+                    ))
+                    .await;
+                    return Ok(());
+                }
                 let handle = tasks.spawn(run_operation(
                     self.state.clone(),
                     self.protocol,
                     id.clone(),
-                    body.into_request(),
+                    request,
                     principal.clone(),
                     outbox.clone(),
                 ));

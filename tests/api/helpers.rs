@@ -9,6 +9,7 @@ use std::time::Duration;
 use actiongate::auth::dev::{TokenSpec, mint};
 use actiongate::auth::{READ_ROLE, READ_WRITE_ROLE};
 use actiongate::config::TokenKeys;
+use actiongate::http::rate_limit::{Rate, RateLimits};
 use actiongate::{App, Config};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
@@ -154,6 +155,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub store: actiongate::store::Store,
     pub events: actiongate::events::EventHub,
+    /// The development token, when the app runs with the development key.
+    pub dev_token: Option<String>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
     pub data_dir: tempfile::TempDir,
@@ -220,6 +223,11 @@ impl TestAppBuilder {
         // API tests look at actions as they were stored; tests of execution
         // turn the executor on with `with_executor`.
         config.executor.enabled = false;
+        // Rate limits have their own tests; the rest send bursts freely.
+        config.http.rate_limits = RateLimits {
+            requests: Rate::off(),
+            mutations: Rate::off(),
+        };
         for edit in self.edits {
             edit(&mut config);
         }
@@ -227,6 +235,7 @@ impl TestAppBuilder {
         let address = app.address();
         let store = app.store().clone();
         let events = app.events().clone();
+        let dev_token = app.dev_token().map(String::from);
         let (tx, rx) = oneshot::channel();
         let server = tokio::spawn(async move {
             app.run_until_stopped(async {
@@ -240,6 +249,7 @@ impl TestAppBuilder {
             client: reqwest::Client::new(),
             store,
             events,
+            dev_token,
             shutdown: Some(tx),
             server: Some(server),
             data_dir,

@@ -1,0 +1,409 @@
+//! Operation limits: what a document may ask before anything executes.
+//!
+//! Checked on the parsed document of every HTTP request and WebSocket
+//! operation: text size, depth, complexity (list fields weighted by their
+//! `first` / `last`), aliases, root fields and directives per field. Each has its
+//! own `extensions.code`. Introspection fields (`__schema`, `__type`) count for
+//! aliases and directives but not for depth or complexity, so GraphiQL's own
+//! introspection query passes.
+
+use std::collections::HashSet;
+
+use async_graphql::Variables;
+use async_graphql::parser::types::{ExecutableDocument, Field, Selection, SelectionSet};
+use async_graphql::{Name, Value};
+
+use crate::domain::page::DEFAULT_PAGE_SIZE;
+
+/// The limits, each a setting.
+#[derive(Debug, Clone)]
+pub struct OperationLimits {
+    /// Longest query text, in bytes.
+    pub max_query_bytes: usize,
+    /// Deepest field nesting; a root field is at depth 1.
+    pub max_depth: usize,
+    /// Most fields an operation may resolve, a list field's children counted
+    /// once per item it may return (its `first` / `last`).
+    pub max_complexity: u64,
+    /// Most aliased fields.
+    pub max_aliases: usize,
+    /// Most fields at the root of an operation.
+    pub max_root_fields: usize,
+    /// Most directives on one field.
+    pub max_directives_per_field: usize,
+}
+
+impl Default for OperationLimits {
+    fn default() -> Self {
+        OperationLimits {
+            max_query_bytes: 16 * 1024,
+            max_depth: 12,
+            max_complexity: 5_000,
+            max_aliases: 30,
+            max_root_fields: 20,
+            max_directives_per_field: 5,
+        }
+    }
+}
+
+/// A limit a document broke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitExceeded {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl LimitExceeded {
+    fn new(code: &'static str, message: String) -> LimitExceeded {
+        LimitExceeded { code, message }
+    }
+}
+
+/// Refuses query text over the size limit, before it is parsed.
+pub fn check_size(query: &str, limits: &OperationLimits) -> Result<(), LimitExceeded> {
+    if query.len() > limits.max_query_bytes {
+        return Err(LimitExceeded::new(
+            "QUERY_TOO_LARGE",
+            format!(
+                "the query is {} bytes; at most {} are accepted",
+                query.len(),
+                limits.max_query_bytes
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks every operation of `document` against `limits`.
+pub fn check_document(
+    document: &ExecutableDocument,
+    variables: &Variables,
+    limits: &OperationLimits,
+) -> Result<(), LimitExceeded> {
+    for (_, operation) in document.operations.iter() {
+        let root = &operation.node.selection_set.node;
+        let mut walk = Walk {
+            document,
+            variables,
+            limits,
+            aliases: 0,
+            fragments: HashSet::new(),
+        };
+        let root_fields = walk.count_root_fields(root);
+        if root_fields > limits.max_root_fields {
+            return Err(LimitExceeded::new(
+                "TOO_MANY_ROOT_FIELDS",
+                format!(
+                    "the operation has {root_fields} root fields; at most {} are accepted",
+                    limits.max_root_fields
+                ),
+            ));
+        }
+        let measured = walk.measure(root, 1, 1)?;
+        if measured.depth > limits.max_depth {
+            return Err(LimitExceeded::new(
+                "QUERY_TOO_DEEP",
+                format!(
+                    "the operation nests {} deep; at most {} is accepted",
+                    measured.depth, limits.max_depth
+                ),
+            ));
+        }
+        if measured.complexity > limits.max_complexity {
+            return Err(LimitExceeded::new(
+                "QUERY_TOO_COMPLEX",
+                format!(
+                    "the operation's complexity is {}; at most {} is accepted (list fields count once per item their first/last allows)",
+                    measured.complexity, limits.max_complexity
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether an operation of `document` asks for `__schema` or `__type` (which
+/// only the query root offers).
+pub fn asks_for_introspection(document: &ExecutableDocument) -> bool {
+    fn in_set(document: &ExecutableDocument, set: &SelectionSet, seen: &mut HashSet<Name>) -> bool {
+        set.items.iter().any(|item| match &item.node {
+            Selection::Field(field) => {
+                matches!(field.node.name.node.as_str(), "__schema" | "__type")
+            }
+            Selection::InlineFragment(inline) => {
+                in_set(document, &inline.node.selection_set.node, seen)
+            }
+            Selection::FragmentSpread(spread) => {
+                let name = &spread.node.fragment_name.node;
+                match document.fragments.get(name) {
+                    Some(fragment) if seen.insert(name.clone()) => {
+                        in_set(document, &fragment.node.selection_set.node, seen)
+                    }
+                    _ => false,
+                }
+            }
+        })
+    }
+    document
+        .operations
+        .iter()
+        .any(|(_, op)| in_set(document, &op.node.selection_set.node, &mut HashSet::new()))
+}
+
+struct Measured {
+    depth: usize,
+    complexity: u64,
+}
+
+struct Walk<'a> {
+    document: &'a ExecutableDocument,
+    variables: &'a Variables,
+    limits: &'a OperationLimits,
+    aliases: usize,
+    /// Fragments being expanded, to stop at a cycle (validation refuses it later).
+    fragments: HashSet<Name>,
+}
+
+impl Walk<'_> {
+    fn count_root_fields(&mut self, set: &SelectionSet) -> usize {
+        let mut count = 0;
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(_) => count += 1,
+                Selection::InlineFragment(inline) => {
+                    count += self.count_root_fields(&inline.node.selection_set.node)
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = &spread.node.fragment_name.node;
+                    if let Some(fragment) = self.document.fragments.get(name)
+                        && self.fragments.insert(name.clone())
+                    {
+                        count += self.count_root_fields(&fragment.node.selection_set.node);
+                        self.fragments.remove(name);
+                    }
+                }
+            }
+        }
+        count
+    }
+
+    /// The depth and complexity of `set`, found at `depth`, each of its fields
+    /// resolved `multiplier` times.
+    fn measure(
+        &mut self,
+        set: &SelectionSet,
+        depth: usize,
+        multiplier: u64,
+    ) -> Result<Measured, LimitExceeded> {
+        let mut measured = Measured {
+            depth: depth.saturating_sub(1),
+            complexity: 0,
+        };
+        for item in &set.items {
+            let inner = match &item.node {
+                Selection::Field(field) => self.measure_field(&field.node, depth, multiplier)?,
+                Selection::InlineFragment(inline) => {
+                    self.measure(&inline.node.selection_set.node, depth, multiplier)?
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = &spread.node.fragment_name.node;
+                    match self.document.fragments.get(name) {
+                        Some(fragment) if self.fragments.insert(name.clone()) => {
+                            let inner =
+                                self.measure(&fragment.node.selection_set.node, depth, multiplier)?;
+                            self.fragments.remove(name);
+                            inner
+                        }
+                        _ => continue,
+                    }
+                }
+            };
+            measured.depth = measured.depth.max(inner.depth);
+            measured.complexity = measured.complexity.saturating_add(inner.complexity);
+        }
+        Ok(measured)
+    }
+
+    fn measure_field(
+        &mut self,
+        field: &Field,
+        depth: usize,
+        multiplier: u64,
+    ) -> Result<Measured, LimitExceeded> {
+        if field.alias.is_some() {
+            self.aliases += 1;
+            if self.aliases > self.limits.max_aliases {
+                return Err(LimitExceeded::new(
+                    "TOO_MANY_ALIASES",
+                    format!(
+                        "the operation has more than {} aliases",
+                        self.limits.max_aliases
+                    ),
+                ));
+            }
+        }
+        if field.directives.len() > self.limits.max_directives_per_field {
+            return Err(LimitExceeded::new(
+                "TOO_MANY_DIRECTIVES",
+                format!(
+                    "field '{}' has {} directives; at most {} are accepted",
+                    field.name.node,
+                    field.directives.len(),
+                    self.limits.max_directives_per_field
+                ),
+            ));
+        }
+        let name = field.name.node.as_str();
+        if name == "__schema" || name == "__type" {
+            // Walked for its aliases and directives; its depth and
+            // complexity are dropped.
+            self.measure(&field.selection_set.node, 0, 0)?;
+            return Ok(Measured {
+                depth: 0,
+                complexity: 0,
+            });
+        }
+        let items = self.page_size(field).max(1);
+        let children = self.measure(
+            &field.selection_set.node,
+            depth + 1,
+            multiplier.saturating_mul(items),
+        )?;
+        Ok(Measured {
+            depth: children.depth.max(depth),
+            complexity: multiplier.saturating_add(children.complexity),
+        })
+    }
+
+    /// How many items a list field may return: its `first` or `last`, or the
+    /// default page size for a connection without either; 1 otherwise.
+    fn page_size(&self, field: &Field) -> u64 {
+        let argument = |wanted: &str| {
+            field
+                .arguments
+                .iter()
+                .find(|(name, _)| name.node.as_str() == wanted)
+                .map(|(_, value)| value.node.clone())
+        };
+        let size = argument("first").or_else(|| argument("last"));
+        match size {
+            Some(value) => {
+                match value.into_const_with(|name| self.variables.get(&name).cloned().ok_or(())) {
+                    Ok(Value::Number(n)) => n.as_u64().unwrap_or(0),
+                    _ => 0,
+                }
+            }
+            None if field.name.node.as_str() == "actions" => DEFAULT_PAGE_SIZE,
+            None => 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_graphql::parser::parse_query;
+
+    fn check(query: &str) -> Result<(), LimitExceeded> {
+        let document = parse_query(query).unwrap();
+        check_document(
+            &document,
+            &Variables::default(),
+            &OperationLimits::default(),
+        )
+    }
+
+    fn code(query: &str) -> &'static str {
+        check(query).unwrap_err().code
+    }
+
+    #[test]
+    fn depth_counts_nesting_and_fragments() {
+        let nested = |n: usize| format!("{{ {}x{} }}", "a { ".repeat(n - 1), " }".repeat(n - 1));
+        assert!(check(&nested(12)).is_ok());
+        assert_eq!(code(&nested(13)), "QUERY_TOO_DEEP");
+        let via_fragment = format!(
+            "{{ ...F }} fragment F on Query {{ {} }}",
+            &nested(13)[2..nested(13).len() - 2]
+        );
+        assert_eq!(code(&via_fragment), "QUERY_TOO_DEEP");
+    }
+
+    #[test]
+    fn list_fields_weigh_their_children_by_first_or_last() {
+        let page = |n: u64, fields: usize| {
+            let selection = (0..fields)
+                .map(|i| format!("f{i}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            format!("{{ actions(first: {n}) {{ nodes {{ {selection} }} }} }}")
+        };
+        // 1 (actions) + 100 × (1 nodes + 48 fields) = 4,901
+        assert!(check(&page(100, 48)).is_ok());
+        // 1 + 100 × (1 + 50) = 5,101
+        assert_eq!(code(&page(100, 50)), "QUERY_TOO_COMPLEX");
+        let variables = Variables::from_json(serde_json::json!({"n": 100}));
+        let document = parse_query("query($n: Int) { actions(first: $n) { nodes { a b c d e f g h i j k l m n o p q r s t u v w x y z aa bb cc dd ee ff gg hh ii jj kk ll mm nn oo pp qq rr ss tt uu vv ww xx } } }").unwrap();
+        assert_eq!(
+            check_document(&document, &variables, &OperationLimits::default())
+                .unwrap_err()
+                .code,
+            "QUERY_TOO_COMPLEX"
+        );
+    }
+
+    #[test]
+    fn aliases_root_fields_and_directives_are_counted() {
+        let aliases = |n: usize| {
+            let fields: Vec<String> = (0..n).map(|i| format!("a{i}: y")).collect();
+            format!("{{ x {{ {} }} }}", fields.join(" "))
+        };
+        assert!(check(&aliases(30)).is_ok());
+        assert_eq!(code(&aliases(31)), "TOO_MANY_ALIASES");
+        let roots = |n: usize| {
+            format!(
+                "{{ {} }}",
+                (0..n)
+                    .map(|i| format!("f{i}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+        };
+        assert!(check(&roots(20)).is_ok());
+        assert_eq!(code(&roots(21)), "TOO_MANY_ROOT_FIELDS");
+        let typenames = format!("{{ {} }}", "__typename ".repeat(500));
+        assert_eq!(code(&typenames), "TOO_MANY_ROOT_FIELDS");
+        let directives = |n: usize| format!("{{ x {} }}", "@skip(if: false) ".repeat(n));
+        assert!(check(&directives(5)).is_ok());
+        assert_eq!(code(&directives(6)), "TOO_MANY_DIRECTIVES");
+    }
+
+    #[test]
+    fn introspection_is_not_held_to_depth_or_complexity() {
+        let deep = format!(
+            "{{ __schema {{ types {{ {}name{} }} }} }}",
+            "ofType { ".repeat(15),
+            " }".repeat(15)
+        );
+        assert!(check(&deep).is_ok());
+    }
+
+    #[test]
+    fn a_fragment_cycle_does_not_loop() {
+        assert!(
+            check("{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }").is_ok()
+        );
+    }
+
+    #[test]
+    fn text_size_is_checked_in_bytes() {
+        let limits = OperationLimits::default();
+        assert!(check_size(&"x".repeat(16 * 1024), &limits).is_ok());
+        assert_eq!(
+            check_size(&"x".repeat(16 * 1024 + 1), &limits)
+                .unwrap_err()
+                .code,
+            "QUERY_TOO_LARGE"
+        );
+    }
+}
