@@ -169,6 +169,14 @@ pub struct Settings {
         global = true
     )]
     pub max_ws_connections: usize,
+    /// Most WebSocket connections at once that have not sent connection_init.
+    #[arg(
+        long,
+        env = "ACTIONGATE_MAX_PENDING_WS_CONNECTIONS",
+        default_value_t = 1_000,
+        global = true
+    )]
+    pub max_pending_ws_connections: usize,
     /// Most subscriptions per WebSocket connection.
     #[arg(
         long,
@@ -420,6 +428,7 @@ impl Config {
                 .ws_ping_interval
                 .max(std::time::Duration::from_secs(1)),
             max_connections: settings.max_ws_connections,
+            max_pending_connections: settings.max_pending_ws_connections,
             max_subscriptions: settings.max_subscriptions_per_connection,
         };
         config.subscriber_max_lag = settings.subscriber_max_lag;

@@ -115,6 +115,7 @@ impl App {
             graphiql: http::graphiql_page(dev_token.as_deref()).into(),
             ws: Arc::new(config.ws.clone()),
             ws_connections: Arc::new(AtomicUsize::new(0)),
+            ws_pending: Arc::new(AtomicUsize::new(0)),
             stop: stop.clone(),
             limits: Arc::new(config.http.limits.clone()),
             rate: Arc::new(RateLimiter::new(config.http.rate_limits)),

@@ -11,6 +11,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261201_000001_create_actions;
+mod m20261202_000001_index_parameter_values;
 
 /// Applies every migration of the project, in order.
 pub struct Migrator;
@@ -18,6 +19,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261201_000001_create_actions::Migration)]
+        vec![
+            Box::new(m20261201_000001_create_actions::Migration),
+            Box::new(m20261202_000001_index_parameter_values::Migration),
+        ]
     }
 }

@@ -34,8 +34,9 @@ pub struct Delivered {
 pub enum FeedError {
     /// Reading the database failed.
     Store(AppError),
-    /// The subscriber fell more than the limit behind; resume from `cursor`.
-    TooSlow { cursor: i64 },
+    /// The subscriber fell more than the limit behind; resume from `cursor`
+    /// (the last event of its tenant it was past), or from now when none.
+    TooSlow { cursor: Option<i64> },
 }
 
 /// The feed of `tenant`'s events passing `filter`, after `after` (or from now).
@@ -51,7 +52,9 @@ pub fn watch(
         // Everything up to `cursor` is dealt with: delivered, filtered out, or
         // another tenant's.
         let mut cursor = after.unwrap_or_else(|| hub.head());
-        let mut delivered = cursor;
+        // The last event of this tenant the feed is past: a cursor the
+        // subscriber can resume from.
+        let mut own = after;
         let mut catch_up = after.is_some();
         loop {
             if catch_up {
@@ -74,8 +77,8 @@ pub fn watch(
                     };
                     for event in &batch.events {
                         cursor = cursor.max(event.seq);
+                        own = Some(event.seq);
                         if passes(&filter, event) {
-                            delivered = event.seq;
                             yield Ok(Delivered { event: event.clone(), batch: batch.clone() });
                         }
                     }
@@ -93,8 +96,8 @@ pub fn watch(
                             continue;
                         }
                         cursor = event.seq;
+                        own = Some(event.seq);
                         if passes(&filter, event) {
-                            delivered = event.seq;
                             yield Ok(Delivered { event: event.clone(), batch: batch.clone() });
                         }
                     }
@@ -104,7 +107,7 @@ pub fn watch(
                 }
                 Err(RecvError::Lagged(_)) => {
                     if hub.head().saturating_sub(cursor) as u64 > max_lag {
-                        yield Err(FeedError::TooSlow { cursor: delivered });
+                        yield Err(FeedError::TooSlow { cursor: own });
                         return;
                     }
                     catch_up = true;

@@ -74,7 +74,8 @@ pub struct ExecutorHandle {
 #[derive(Default)]
 struct HandleInner {
     wake: Notify,
-    running: Mutex<HashMap<Uuid, CancellationToken>>,
+    /// Attempts running here, with the lease token of each.
+    running: Mutex<HashMap<Uuid, (i64, CancellationToken)>>,
 }
 
 impl ExecutorHandle {
@@ -85,34 +86,27 @@ impl ExecutorHandle {
 
     /// A cancel of `id` was recorded: stop its attempt if it runs here.
     pub fn cancel_requested(&self, id: Uuid) {
-        if let Some(token) = self
-            .inner
-            .running
-            .lock()
-            .expect("running attempts")
-            .get(&id)
-        {
+        let running = self.inner.running.lock().expect("running attempts");
+        if let Some((_, token)) = running.get(&id) {
             token.cancel();
         }
+        drop(running);
         self.wake();
     }
 
-    fn register(&self, id: Uuid) -> CancellationToken {
+    fn register(&self, id: Uuid, lease: i64) -> CancellationToken {
         let token = CancellationToken::new();
-        self.inner
-            .running
-            .lock()
-            .expect("running attempts")
-            .insert(id, token.clone());
+        let mut running = self.inner.running.lock().expect("running attempts");
+        running.insert(id, (lease, token.clone()));
         token
     }
 
-    fn unregister(&self, id: Uuid) {
-        self.inner
-            .running
-            .lock()
-            .expect("running attempts")
-            .remove(&id);
+    /// Forgets attempt `lease` of `id`, not a newer one that took it over.
+    fn unregister(&self, id: Uuid, lease: i64) {
+        let mut running = self.inner.running.lock().expect("running attempts");
+        if running.get(&id).is_some_and(|(held, _)| *held == lease) {
+            running.remove(&id);
+        }
     }
 }
 

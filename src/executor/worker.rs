@@ -63,13 +63,13 @@ async fn execute(context: &Context, claim: &Claim) -> Result<AfterWork, AppError
         Ok(ready) => ready,
         Err(error) => return store.record_failed(lease, &error.info()).await,
     };
-    let stop = context.handle.register(lease.action_id);
+    let stop = context.handle.register(lease.action_id, lease.token);
     let timeout = timeout_of(context, claim);
     let result = tokio::select! {
         result = tokio::time::timeout(timeout, provider.execute(&job)) => Some(result),
         _ = stop.cancelled() => None,
     };
-    context.handle.unregister(lease.action_id);
+    context.handle.unregister(lease.action_id, lease.token);
     match result {
         None => {
             info!("canceled while running: the attempt was stopped");
@@ -103,6 +103,19 @@ async fn revert(context: &Context, claim: &Claim) -> Result<AfterWork, AppError>
         Ok(ready) => ready,
         Err(error) => return failed(context, claim, Work::Revert, error).await,
     };
+    if provider.shares_indicators() {
+        let indicator = job.definition.indicator_parameter().name;
+        let held = job.parameters.iter().find(|p| p.name == indicator);
+        if let Some(parameter) = held
+            && store
+                .indicator_held_elsewhere(&job.action.vendor.provider, parameter, job.action.id)
+                .await?
+        {
+            info!("another action holds the same indicator: it stays");
+            let detail = "the indicator stays in effect: other actions still hold it".to_owned();
+            return store.record_reverted(lease, from, Some(detail)).await;
+        }
+    }
     let timeout = timeout_of(context, claim);
     match tokio::time::timeout(
         timeout,
@@ -112,7 +125,7 @@ async fn revert(context: &Context, claim: &Claim) -> Result<AfterWork, AppError>
     {
         Ok(Ok(())) => {
             info!("reverted");
-            store.record_reverted(lease, from).await
+            store.record_reverted(lease, from, None).await
         }
         Ok(Err(error)) => failed(context, claim, Work::Revert, error).await,
         Err(_elapsed) => {

@@ -56,10 +56,13 @@ impl Subscription {
         Ok(feed.map(|item| match item {
             Ok(delivered) => Ok(ActionStatusEvent(delivered)),
             Err(FeedError::Store(err)) => Err(err.extend()),
-            Err(FeedError::TooSlow { cursor: at }) => Err(AppError::TooSlow(format!(
-                "this subscription fell too far behind and was ended; subscribe again with after: \"{}\"",
-                cursor::encode(at)
-            ))
+            Err(FeedError::TooSlow { cursor: at }) => Err(AppError::TooSlow(match at {
+                Some(at) => format!(
+                    "this subscription fell too far behind and was ended; subscribe again with after: \"{}\"",
+                    cursor::encode(at)
+                ),
+                None => "this subscription fell too far behind and was ended; subscribe again".to_owned(),
+            })
             .extend()),
         }))
     }

@@ -54,13 +54,14 @@ impl Refusal {
     }
 }
 
-/// Runs the checks on `request` for `principal`.
+/// Runs the checks on `request` for `principal`. Returns the type of the
+/// operation that will run, when the document parses and names one.
 pub fn admit(
     state: &HttpState,
     principal: &Principal,
     request: &mut async_graphql::Request,
     arrival: Arrival,
-) -> Result<(), Refusal> {
+) -> Result<Option<OperationType>, Refusal> {
     state
         .rate
         .take(Kind::Request, &principal.tenant_id, &principal.app_id)
@@ -71,7 +72,7 @@ pub fn admit(
     let variables = request.variables.clone();
     // A document that does not parse is left to execution, which reports it.
     let Ok(document) = request.parsed_query() else {
-        return Ok(());
+        return Ok(None);
     };
     let selected = match &document.operations {
         DocumentOperations::Single(op) => Some(op.node.ty),
@@ -108,5 +109,5 @@ pub fn admit(
             .take(Kind::Mutation, &principal.tenant_id, &principal.app_id)
             .map_err(|wait| Refusal::rate_limited(wait, "mutations"))?;
     }
-    Ok(())
+    Ok(selected)
 }

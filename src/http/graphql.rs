@@ -204,7 +204,7 @@ async fn execute(
     request_id: RequestId,
     arrival: Arrival,
 ) -> Response {
-    if let Err(refusal) = admit(state, &principal, &mut request, arrival) {
+    if let Err(refusal) = admit(state, &principal, &mut request, arrival).map(|_| ()) {
         return refusal_response(&refusal, request_id);
     }
     let loaders = RequestLoaders::new(&state.services.store, &principal.tenant_id);

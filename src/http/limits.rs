@@ -7,7 +7,7 @@
 //! aliases and directives but not for depth or complexity, so GraphiQL's own
 //! introspection query passes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use async_graphql::Variables;
 use async_graphql::parser::types::{ExecutableDocument, Field, Selection, SelectionSet};
@@ -82,12 +82,24 @@ pub fn check_document(
 ) -> Result<(), LimitExceeded> {
     for (_, operation) in document.operations.iter() {
         let root = &operation.node.selection_set.node;
+        let defaults = operation
+            .node
+            .variable_definitions
+            .iter()
+            .filter_map(|definition| {
+                let default = definition.node.default_value.as_ref()?;
+                Some((definition.node.name.node.clone(), default.node.clone()))
+            })
+            .collect();
         let mut walk = Walk {
             document,
             variables,
+            defaults,
             limits,
             aliases: 0,
-            fragments: HashSet::new(),
+            expanding: HashSet::new(),
+            costs: HashMap::new(),
+            root_counts: HashMap::new(),
         };
         let root_fields = walk.count_root_fields(root);
         if root_fields > limits.max_root_fields {
@@ -150,37 +162,61 @@ pub fn asks_for_introspection(document: &ExecutableDocument) -> bool {
         .any(|(_, op)| in_set(document, &op.node.selection_set.node, &mut HashSet::new()))
 }
 
+#[derive(Clone, Copy)]
 struct Measured {
     depth: usize,
     complexity: u64,
 }
 
+/// What one fragment costs, measured once: its depth counted from 1 at its
+/// own fields, its complexity per resolution, and its aliases.
+#[derive(Clone, Copy)]
+struct FragmentCost {
+    depth: usize,
+    complexity: u64,
+    aliases: usize,
+}
+
 struct Walk<'a> {
     document: &'a ExecutableDocument,
     variables: &'a Variables,
+    /// The operation's variable defaults, for variables the request omits.
+    defaults: HashMap<Name, Value>,
     limits: &'a OperationLimits,
     aliases: usize,
     /// Fragments being expanded, to stop at a cycle (validation refuses it later).
-    fragments: HashSet<Name>,
+    expanding: HashSet<Name>,
+    /// Each fragment is measured once however often it is spread, so a
+    /// fragment spread twice in a chain of fragments costs a walk per
+    /// fragment, not one per path.
+    costs: HashMap<Name, FragmentCost>,
+    root_counts: HashMap<Name, usize>,
 }
 
 impl Walk<'_> {
     fn count_root_fields(&mut self, set: &SelectionSet) -> usize {
-        let mut count = 0;
+        let mut count = 0usize;
         for item in &set.items {
             match &item.node {
                 Selection::Field(_) => count += 1,
                 Selection::InlineFragment(inline) => {
-                    count += self.count_root_fields(&inline.node.selection_set.node)
+                    count = count
+                        .saturating_add(self.count_root_fields(&inline.node.selection_set.node))
                 }
                 Selection::FragmentSpread(spread) => {
                     let name = &spread.node.fragment_name.node;
-                    if let Some(fragment) = self.document.fragments.get(name)
-                        && self.fragments.insert(name.clone())
-                    {
-                        count += self.count_root_fields(&fragment.node.selection_set.node);
-                        self.fragments.remove(name);
-                    }
+                    let known = self.root_counts.get(name).copied();
+                    let fields = match (known, self.document.fragments.get(name)) {
+                        (Some(fields), _) => fields,
+                        (None, Some(fragment)) if self.expanding.insert(name.clone()) => {
+                            let fields = self.count_root_fields(&fragment.node.selection_set.node);
+                            self.expanding.remove(name);
+                            self.root_counts.insert(name.clone(), fields);
+                            fields
+                        }
+                        _ => 0,
+                    };
+                    count = count.saturating_add(fields);
                 }
             }
         }
@@ -206,15 +242,13 @@ impl Walk<'_> {
                     self.measure(&inline.node.selection_set.node, depth, multiplier)?
                 }
                 Selection::FragmentSpread(spread) => {
-                    let name = &spread.node.fragment_name.node;
-                    match self.document.fragments.get(name) {
-                        Some(fragment) if self.fragments.insert(name.clone()) => {
-                            let inner =
-                                self.measure(&fragment.node.selection_set.node, depth, multiplier)?;
-                            self.fragments.remove(name);
-                            inner
-                        }
-                        _ => continue,
+                    let Some(cost) = self.fragment_cost(&spread.node.fragment_name.node)? else {
+                        continue;
+                    };
+                    self.count_aliases(cost.aliases)?;
+                    Measured {
+                        depth: depth.saturating_sub(1) + cost.depth,
+                        complexity: multiplier.saturating_mul(cost.complexity),
                     }
                 }
             };
@@ -224,6 +258,46 @@ impl Walk<'_> {
         Ok(measured)
     }
 
+    /// The cost of fragment `name`, measured on first use; `None` for an
+    /// unknown fragment or a cycle.
+    fn fragment_cost(&mut self, name: &Name) -> Result<Option<FragmentCost>, LimitExceeded> {
+        if let Some(cost) = self.costs.get(name) {
+            return Ok(Some(*cost));
+        }
+        let Some(fragment) = self.document.fragments.get(name) else {
+            return Ok(None);
+        };
+        if !self.expanding.insert(name.clone()) {
+            return Ok(None);
+        }
+        let aliases_before = self.aliases;
+        let measured = self.measure(&fragment.node.selection_set.node, 1, 1)?;
+        let cost = FragmentCost {
+            depth: measured.depth,
+            complexity: measured.complexity,
+            aliases: self.aliases - aliases_before,
+        };
+        // Its aliases are counted where it is spread.
+        self.aliases = aliases_before;
+        self.expanding.remove(name);
+        self.costs.insert(name.clone(), cost);
+        Ok(Some(cost))
+    }
+
+    fn count_aliases(&mut self, more: usize) -> Result<(), LimitExceeded> {
+        self.aliases = self.aliases.saturating_add(more);
+        if self.aliases > self.limits.max_aliases {
+            return Err(LimitExceeded::new(
+                "TOO_MANY_ALIASES",
+                format!(
+                    "the operation has more than {} aliases",
+                    self.limits.max_aliases
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn measure_field(
         &mut self,
         field: &Field,
@@ -231,16 +305,7 @@ impl Walk<'_> {
         multiplier: u64,
     ) -> Result<Measured, LimitExceeded> {
         if field.alias.is_some() {
-            self.aliases += 1;
-            if self.aliases > self.limits.max_aliases {
-                return Err(LimitExceeded::new(
-                    "TOO_MANY_ALIASES",
-                    format!(
-                        "the operation has more than {} aliases",
-                        self.limits.max_aliases
-                    ),
-                ));
-            }
+            self.count_aliases(1)?;
         }
         if field.directives.len() > self.limits.max_directives_per_field {
             return Err(LimitExceeded::new(
@@ -275,8 +340,10 @@ impl Walk<'_> {
         })
     }
 
-    /// How many items a list field may return: its `first` or `last`, or the
-    /// default page size for a connection without either; 1 otherwise.
+    /// How many items a list field may return: its `first` or `last` (a
+    /// variable resolved with the request's value or the operation's
+    /// default), or the default page size for a connection without either;
+    /// 1 for other fields.
     fn page_size(&self, field: &Field) -> u64 {
         let argument = |wanted: &str| {
             field
@@ -285,16 +352,21 @@ impl Walk<'_> {
                 .find(|(name, _)| name.node.as_str() == wanted)
                 .map(|(_, value)| value.node.clone())
         };
-        let size = argument("first").or_else(|| argument("last"));
-        match size {
-            Some(value) => {
-                match value.into_const_with(|name| self.variables.get(&name).cloned().ok_or(())) {
-                    Ok(Value::Number(n)) => n.as_u64().unwrap_or(0),
-                    _ => 0,
-                }
-            }
-            None if field.name.node.as_str() == "actions" => DEFAULT_PAGE_SIZE,
-            None => 1,
+        let is_connection = field.name.node.as_str() == "actions";
+        let fallback = if is_connection { DEFAULT_PAGE_SIZE } else { 1 };
+        let Some(value) = argument("first").or_else(|| argument("last")) else {
+            return fallback;
+        };
+        let resolved = value.into_const_with(|name| {
+            self.variables
+                .get(&name)
+                .or_else(|| self.defaults.get(&name))
+                .cloned()
+                .ok_or(())
+        });
+        match resolved {
+            Ok(Value::Number(n)) => n.as_u64().unwrap_or(0),
+            _ => fallback,
         }
     }
 }
@@ -386,6 +458,39 @@ mod tests {
             " }".repeat(15)
         );
         assert!(check(&deep).is_ok());
+    }
+
+    #[test]
+    fn a_chain_of_doubly_spread_fragments_is_measured_once_per_fragment() {
+        // 2^40 paths; each fragment is measured once.
+        let mut query = String::from("query { ...F0 }");
+        for i in 0..40 {
+            query.push_str(&format!(
+                " fragment F{i} on Query {{ ...F{next} ...F{next} }}",
+                next = i + 1
+            ));
+        }
+        query.push_str(" fragment F40 on Query { actionCounts { count } }");
+        assert_eq!(check(&query).unwrap_err().code, "TOO_MANY_ROOT_FIELDS");
+        let mut nested = String::from("query { actionCounts { ...G0 } }");
+        for i in 0..40 {
+            nested.push_str(&format!(
+                " fragment G{i} on StatusCount {{ ...G{next} ...G{next} }}",
+                next = i + 1
+            ));
+        }
+        nested.push_str(" fragment G40 on StatusCount { count }");
+        assert_eq!(check(&nested).unwrap_err().code, "QUERY_TOO_COMPLEX");
+    }
+
+    #[test]
+    fn variable_defaults_count_as_page_sizes() {
+        let query = "query($n: Int = 100) { actions(first: $n) { nodes { a b c d e f g h i j k l m n o p q r s t u v w x y z aa bb cc dd ee ff gg hh ii jj kk ll mm nn oo pp qq rr ss tt uu vv ww xx } } }";
+        assert_eq!(code(query), "QUERY_TOO_COMPLEX");
+        let null = "query($n: Int) { actions(first: $n) { nodes { id } } }";
+        let document = parse_query(null).unwrap();
+        let variables = Variables::from_json(serde_json::json!({"n": null}));
+        assert!(check_document(&document, &variables, &OperationLimits::default()).is_ok());
     }
 
     #[test]

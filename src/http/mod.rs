@@ -36,6 +36,8 @@ pub struct HttpState {
     pub ws: Arc<ws::WsOptions>,
     /// Open WebSocket connections.
     pub ws_connections: Arc<AtomicUsize>,
+    /// WebSocket connections that have not sent `connection_init` yet.
+    pub ws_pending: Arc<AtomicUsize>,
     /// Canceled when the gateway stops: WebSocket connections close then.
     pub stop: CancellationToken,
     pub limits: Arc<OperationLimits>,

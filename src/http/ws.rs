@@ -30,7 +30,9 @@ use super::HttpState;
 use super::admission::{Arrival, admit};
 use super::graphql::{GraphqlBody, RequestId, error_response, label_error};
 use crate::auth::Principal;
+use crate::error::codes;
 use crate::graphql::loaders::RequestLoaders;
+use async_graphql::parser::types::OperationType;
 
 /// The subprotocol of the `graphql-ws` library.
 const TRANSPORT_WS: &str = "graphql-transport-ws";
@@ -41,6 +43,8 @@ const LEGACY_WS: &str = "graphql-ws";
 const OUTBOX: usize = 32;
 /// Largest message a client may send.
 const MAX_MESSAGE: usize = 64 * 1024;
+/// Longest a write to a client may wait.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Settings of the WebSocket endpoint.
 #[derive(Debug, Clone)]
@@ -51,6 +55,8 @@ pub struct WsOptions {
     pub ping_interval: Duration,
     /// Most WebSocket connections at once.
     pub max_connections: usize,
+    /// Most connections at once that have not yet sent `connection_init`.
+    pub max_pending_connections: usize,
     /// Most subscriptions one connection may hold.
     pub max_subscriptions: usize,
 }
@@ -61,6 +67,7 @@ impl Default for WsOptions {
             init_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(15),
             max_connections: 20_000,
+            max_pending_connections: 1_000,
             max_subscriptions: 100,
         }
     }
@@ -85,7 +92,9 @@ impl Drop for Slot {
 pub async fn upgrade(State(state): State<HttpState>, ws: WebSocketUpgrade) -> Response {
     let open = state.ws_connections.fetch_add(1, Ordering::AcqRel);
     let slot = Slot(state.ws_connections.clone());
-    if open >= state.ws.max_connections {
+    let pending = state.ws_pending.fetch_add(1, Ordering::AcqRel);
+    let pending_slot = Slot(state.ws_pending.clone());
+    if open >= state.ws.max_connections || pending >= state.ws.max_pending_connections {
         return error_response(
             StatusCode::SERVICE_UNAVAILABLE,
             "TOO_MANY_CONNECTIONS",
@@ -100,12 +109,13 @@ pub async fn upgrade(State(state): State<HttpState>, ws: WebSocketUpgrade) -> Re
         .max_frame_size(MAX_MESSAGE)
         .on_upgrade(move |socket| async move {
             let _slot = slot;
+            let pending_slot = Some(pending_slot);
             let protocol = match socket.protocol().and_then(|p| p.to_str().ok()) {
                 Some(LEGACY_WS) => Protocol::Legacy,
                 _ => Protocol::Transport,
             };
             let id = Uuid::now_v7();
-            Connection::new(socket, protocol, state)
+            Connection::new(socket, protocol, state, pending_slot)
                 .run()
                 .instrument(info_span!("ws", connection = %id, ?protocol))
                 .await
@@ -117,23 +127,32 @@ struct Connection {
     socket: WebSocket,
     protocol: Protocol,
     state: HttpState,
+    /// Held until `connection_init` is done with.
+    pending: Option<Slot>,
 }
 
 /// How a connection ends.
 struct Close(u16, &'static str);
 
 impl Connection {
-    fn new(socket: WebSocket, protocol: Protocol, state: HttpState) -> Connection {
+    fn new(
+        socket: WebSocket,
+        protocol: Protocol,
+        state: HttpState,
+        pending: Option<Slot>,
+    ) -> Connection {
         Connection {
             socket,
             protocol,
             state,
+            pending,
         }
     }
 
     async fn run(mut self) {
-        let close = match tokio::time::timeout(self.state.ws.init_timeout, self.await_init()).await
-        {
+        let init = tokio::time::timeout(self.state.ws.init_timeout, self.await_init()).await;
+        self.pending = None;
+        let close = match init {
             Err(_) => Some(Close(4408, "Connection initialisation timeout")),
             Ok(Err(close)) => Some(close),
             Ok(Ok(None)) => None,
@@ -151,11 +170,12 @@ impl Connection {
         }
     }
 
+    /// Sends `message`; `false` when the client is gone or has not read for
+    /// [`WRITE_TIMEOUT`] (a client that stops reading does not hold the
+    /// connection's loop, and with it its expiry and pings).
     async fn send(&mut self, message: Value) -> bool {
-        self.socket
-            .send(Message::Text(message.to_string().into()))
-            .await
-            .is_ok()
+        let write = self.socket.send(Message::Text(message.to_string().into()));
+        matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(())))
     }
 
     /// Waits for `connection_init` and verifies its token. `Ok(None)`: the
@@ -189,7 +209,10 @@ impl Connection {
             .iter()
             .find_map(|key| payload.get(*key).and_then(Value::as_str))
             .map(|value| {
-                if value.len() > 7 && value[..7].eq_ignore_ascii_case("bearer ") {
+                if value
+                    .get(..7)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("bearer "))
+                {
                     value.to_owned()
                 } else {
                     format!("Bearer {value}")
@@ -246,8 +269,12 @@ impl Connection {
                         break None;
                     }
                 }
-                Some(done) = tasks.join_next() => {
-                    if let Ok(id) = done {
+                Some(done) = tasks.join_next_with_id() => {
+                    // Only the task that ended leaves: the id may be taken by
+                    // a newer operation already.
+                    if let Ok((task, id)) = done
+                        && running.get(&id).is_some_and(|h| h.id() == task)
+                    {
                         running.remove(&id);
                     }
                 }
@@ -338,23 +365,22 @@ impl Connection {
                     return Ok(());
                 };
                 let mut request = body.into_request();
-                if let Err(refusal) =
-                    admit(&self.state, principal, &mut request, Arrival::WebSocket)
-                {
-                    self.send(error_message(
-                        self.protocol,
-                        &id,
-                        refusal.code,
-                        &refusal.message,
-                    ))
-                    .await;
-                    return Ok(());
-                }
+                let operation =
+                    match admit(&self.state, principal, &mut request, Arrival::WebSocket) {
+                        Ok(operation) => operation,
+                        Err(refusal) => {
+                            let refused =
+                                error_message(self.protocol, &id, refusal.code, &refusal.message);
+                            self.send(refused).await;
+                            return Ok(());
+                        }
+                    };
                 let handle = tasks.spawn(run_operation(
                     self.state.clone(),
                     self.protocol,
                     id.clone(),
                     request,
+                    operation,
                     principal.clone(),
                     outbox.clone(),
                 ));
@@ -383,6 +409,7 @@ async fn run_operation(
     protocol: Protocol,
     id: String,
     request: async_graphql::Request,
+    kind: Option<OperationType>,
     principal: Principal,
     outbox: mpsc::Sender<Value>,
 ) -> String {
@@ -391,7 +418,27 @@ async fn run_operation(
     let request = request.data(principal).data(loaders).data(request_id);
     let mut responses = state.schema.execute_stream(request);
     let mut first = true;
-    while let Some(mut response) = responses.next().await {
+    // A query or mutation has the request deadline; a subscription waits for
+    // events as long as it lives.
+    let deadline = (kind != Some(OperationType::Subscription)).then_some(state.request_timeout);
+    loop {
+        let next = match deadline {
+            Some(limit) => match tokio::time::timeout(limit, responses.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    let timeout = error_message(
+                        protocol,
+                        &id,
+                        codes::TIMEOUT,
+                        "the operation took longer than the gateway allows and was stopped",
+                    );
+                    let _ = outbox.send(timeout).await;
+                    return id;
+                }
+            },
+            None => responses.next().await,
+        };
+        let Some(mut response) = next else { break };
         let request_failed = response.data == GqlValue::Null && !response.errors.is_empty();
         for error in &mut response.errors {
             label_error(error, request_failed, request_id);

@@ -76,7 +76,21 @@ impl Defender {
             .await
             .map_err(|e| transport_error("the Defender token endpoint", &e))?;
         if !response.status().is_success() {
-            return Err(status_error("the Defender token endpoint", response).await);
+            // The endpoint's answer describes the gateway's own credentials:
+            // it goes to the log, and analysts are told only that it refused.
+            let status = response.status();
+            let detail = response.text().await.unwrap_or_default();
+            tracing::warn!(%status, detail = %detail.chars().take(500).collect::<String>(), "the Defender token endpoint refused");
+            let message =
+                format!("the Defender token endpoint refused the gateway's credentials ({status})");
+            let code = i32::from(status.as_u16());
+            return Err(
+                if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+                    ProviderError::transient(code, message)
+                } else {
+                    ProviderError::permanent(code, message)
+                },
+            );
         }
         let token: TokenResponse = response.json().await.map_err(|_| {
             ProviderError::transient(
@@ -200,6 +214,10 @@ fn urlencode(segment: &str) -> String {
 }
 
 impl Provider for Defender {
+    fn shares_indicators(&self) -> bool {
+        true
+    }
+
     fn execute<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, Result<Reference, ProviderError>> {
         Box::pin(async move {
             let action = &job.action;

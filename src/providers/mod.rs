@@ -117,6 +117,13 @@ pub trait Provider: Send + Sync {
         reference: Option<&'a str>,
     ) -> BoxFuture<'a, Result<(), ProviderError>>;
 
+    /// Whether the provider keeps one effect per indicator for all its users
+    /// (Defender keeps one indicator per value): then a revert is skipped
+    /// while another action still holds the same indicator.
+    fn shares_indicators(&self) -> bool {
+        false
+    }
+
     /// Periodic housekeeping (a blocklist drops expired entries).
     fn maintain(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})

@@ -40,7 +40,13 @@ fn filter_condition(tenant: &str, f: &ActionFilter) -> Condition {
         c = c.add(A::UserName.eq(user.as_str()));
     }
     if let Some(context) = &f.client_context {
-        c = c.add(A::ClientContext.eq(context.as_str()));
+        // IS NOT NULL keeps `not` exact: without it NOT (NULL = 'x') is NULL,
+        // and actions without a clientContext would drop out of `not`.
+        c = c.add(
+            Condition::all()
+                .add(A::ClientContext.is_not_null())
+                .add(A::ClientContext.eq(context.as_str())),
+        );
     }
     if let Some(p) = &f.parameter {
         use parameter::Column as P;

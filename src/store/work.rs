@@ -96,9 +96,11 @@ impl Store {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        let txn = self.begin_write().await?;
+        // Read the clock once the write lock is held, so waiting for it does
+        // not shorten the lease.
         let now = to_micros(time::now());
         let until = now + lease.as_micros() as i64;
-        let txn = self.begin_write().await?;
         let mut due = action::Entity::find()
             .select_only()
             .column(action::Column::Id)
@@ -278,19 +280,21 @@ impl Store {
         self.close_attempt(lease, transition, now, None).await
     }
 
-    /// The effect was lifted: `from → Canceled`.
+    /// The effect was lifted: `from → Canceled`, with `detail` in the state row.
     #[instrument(skip(self))]
     pub async fn record_reverted(
         &self,
         lease: &Lease,
         from: ActionStatus,
+        detail: Option<String>,
     ) -> Result<AfterWork, AppError> {
         let now = to_micros(time::now());
-        let transition = Transition::new(lease.action_id, from, ActionStatus::Canceled)
+        let mut transition = Transition::new(lease.action_id, from, ActionStatus::Canceled)
             .fenced(lease.token, WORK_REVERT)
             .set(action::Column::CompletedAt, Expr::val(now))
             .set_error(None)
             .done();
+        transition.detail = detail;
         self.close_attempt(lease, transition, now, None).await
     }
 
@@ -335,6 +339,43 @@ impl Store {
         }
         txn.rollback().await?;
         self.hand_over_to_revert(lease, reference).await
+    }
+
+    /// Whether an action other than `except`, on `provider`, still holds the
+    /// indicator `parameter` (it is running or completed, and not being
+    /// canceled). For providers that keep one indicator per value for all
+    /// their users; the executor asks before lifting one. Only a yes or no
+    /// leaves here, never another tenant's data.
+    #[instrument(skip(self))]
+    pub async fn indicator_held_elsewhere(
+        &self,
+        provider: &str,
+        parameter: &Parameter,
+        except: Uuid,
+    ) -> Result<bool, AppError> {
+        use sea_orm::sea_query::Query;
+        let holders = Query::select()
+            .column(parameter::Column::ActionId)
+            .from(parameter::Entity)
+            .and_where(parameter::Column::Name.eq(parameter.name.as_str()))
+            .and_where(parameter::Column::Value.eq(parameter.value.as_str()))
+            .to_owned();
+        let found = action::Entity::find()
+            .select_only()
+            .column(action::Column::Id)
+            .filter(action::Column::Provider.eq(provider))
+            .filter(action::Column::Id.ne(except))
+            .filter(action::Column::Status.is_in([
+                ActionStatus::Running.as_str(),
+                ActionStatus::Completed.as_str(),
+            ]))
+            .filter(action::Column::CancelRequestedAt.is_null())
+            .filter(action::Column::Id.in_subquery(holders))
+            .limit(1)
+            .into_tuple::<Uuid>()
+            .one(self.connection())
+            .await?;
+        Ok(found.is_some())
     }
 
     /// Gives back every lease `owner` holds, due at once, so another executor

@@ -409,6 +409,45 @@ async fn defender_indicators_are_submitted_and_deleted_with_a_refreshed_token(ba
     assert_eq!(delete.2, "token-2");
 }
 
+async fn a_defender_indicator_shared_by_two_actions_stays_until_both_are_canceled(
+    backend: Backend,
+) {
+    let defender = FakeDefender::start().await;
+    let app = TestApp::builder(backend)
+        .with_executor()
+        .providers(&defender.provider_toml())
+        .spawn()
+        .await;
+    let (a, b) = (writer("tenant-a"), writer("tenant-b"));
+    let first = invoke(&app, &a, "blockIp", "ip", "203.0.113.20").await;
+    let second = invoke(&app, &b, "blockIp", "ip", "203.0.113.20").await;
+    app.wait_for_status(&a, &first, "COMPLETED").await;
+    app.wait_for_status(&b, &second, "COMPLETED").await;
+    assert_eq!(
+        defender.indicators().len(),
+        1,
+        "Defender keeps one indicator per value"
+    );
+
+    cancel(&app, &a, &first).await;
+    let canceled = app.wait_for_status(&a, &first, "CANCELED").await;
+    assert_eq!(defender.indicators().len(), 1, "tenant B's block stays");
+    let last = canceled["states"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert!(
+        last["detail"].as_str().unwrap().contains("other actions"),
+        "{last}"
+    );
+
+    cancel(&app, &b, &second).await;
+    app.wait_for_status(&b, &second, "CANCELED").await;
+    assert!(defender.indicators().is_empty(), "the last holder lifts it");
+}
+
 async fn an_instance_that_dies_mid_execution_is_taken_over_and_the_effect_applied_once(
     backend: Backend,
 ) {
@@ -652,6 +691,7 @@ crate::on_both_backends!(
     cancel_of_a_running_action_stops_the_attempt_and_reverts,
     a_revert_that_keeps_failing_leaves_the_action_completed_and_says_so,
     defender_indicators_are_submitted_and_deleted_with_a_refreshed_token,
+    a_defender_indicator_shared_by_two_actions_stays_until_both_are_canceled,
     an_instance_that_dies_mid_execution_is_taken_over_and_the_effect_applied_once,
     two_executors_on_one_database_execute_each_of_1000_actions_once,
     a_cancel_racing_a_completion_ends_in_one_final_status,

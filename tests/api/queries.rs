@@ -299,6 +299,10 @@ async fn every_filter_selects_what_it_names(backend: Backend) {
             vec![ip_id.clone(), domain_id.clone()],
         ),
         (
+            json!({"not": {"clientContext": "ctx-1"}}),
+            vec![domain_id.clone(), url_id.clone(), hash_id.clone()],
+        ),
+        (
             json!({"user": "alice", "not": {"or": [{"status": ["CANCELED"]}, {"name": ["blockFile"]}]}}),
             vec![ip_id.clone()],
         ),

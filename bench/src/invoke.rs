@@ -1,0 +1,282 @@
+//! `invoke`: the rate of `invokeAction`, and how long an invoked action takes
+//! to reach `COMPLETED` as a subscriber sees it.
+//!
+//! Every request blocks a different IP address. Before the load, one socket
+//! subscribes to `COMPLETED` events, and a probe action is invoked and awaited,
+//! so the subscription is known to be live (and the executor to be running)
+//! before anything is timed. Each timed invoke's send instant is kept by action
+//! id, as is each `COMPLETED` event's arrival; completion latency is arrival
+//! minus send. The two are joined only at the end, because an event may well
+//! arrive before the mutation's own answer does.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use uuid::Uuid;
+
+use crate::Error;
+use crate::load::{self, LoadArgs, Target, TargetArgs, Workload};
+use crate::report::{Figure, Latencies, Report, field};
+use crate::ws;
+
+/// The mutation every invoke sends.
+pub const INVOKE: &str = r#"mutation($ip: String!) { invokeAction(input: {name: "blockIp", parameters: [{name: "ip", value: $ip}]}) { id } }"#;
+const COMPLETED_EVENTS: &str = "subscription { actionStatusChanged(filter: {status: [COMPLETED]}) { action { id } occurredDateTime } }";
+/// How long outstanding actions may take to complete after the load.
+const COMPLETION_WAIT: Duration = Duration::from_secs(30);
+/// IPv6 addresses of the probe: `2001:db8:<tag>::/48`, apart from the load's.
+const PROBE_TAG: u16 = 0xfffe;
+
+/// `actiongate-bench invoke`
+#[derive(Debug, clap::Args)]
+pub struct InvokeArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+/// A distinct address for every `n`: `10.x.y.z` for the first 2^24, then
+/// addresses in `2001:db8::/32`.
+pub fn unique_ip(n: u64) -> String {
+    if n < 1 << 24 {
+        Ipv4Addr::new(10, (n >> 16) as u8, (n >> 8) as u8, n as u8).to_string()
+    } else {
+        tagged_ipv6(0, n)
+    }
+}
+
+/// `2001:db8:<tag>::` plus `n`: a separate space per tag.
+pub fn tagged_ipv6(tag: u16, n: u64) -> String {
+    Ipv6Addr::new(
+        0x2001,
+        0x0db8,
+        tag,
+        0,
+        (n >> 48) as u16,
+        (n >> 32) as u16,
+        (n >> 16) as u16,
+        n as u16,
+    )
+    .to_string()
+}
+
+/// The body of an invoke of `blockIp` on `ip`.
+pub fn invoke_body(ip: &str) -> Bytes {
+    load::graphql_body(INVOKE, &json!({ "ip": ip }))
+}
+
+/// The id of the action in an `invokeAction` answer.
+pub fn invoked_id(body: &Value) -> Option<Uuid> {
+    body["data"]["invokeAction"]["id"]
+        .as_str()
+        .and_then(|id| Uuid::parse_str(id).ok())
+}
+
+/// Invokes `blockIp` once and returns the action's id.
+pub async fn invoke_once(
+    client: &reqwest::Client,
+    target: &Target,
+    ip: &str,
+) -> Result<Uuid, String> {
+    let body = load::post(client, target, invoke_body(ip)).await?;
+    invoked_id(&body).ok_or_else(|| "the answer has no data.invokeAction.id".to_owned())
+}
+
+/// Send instants of the timed invokes, by action id.
+#[derive(Default)]
+struct Invokes {
+    sent: Mutex<HashMap<Uuid, Instant>>,
+}
+
+impl Workload for Invokes {
+    fn body(&self, n: u64) -> Bytes {
+        invoke_body(&unique_ip(n))
+    }
+
+    fn answered(&self, _n: u64, sent: Instant, timed: bool, body: &Value) {
+        if timed && let Some(id) = invoked_id(body) {
+            self.sent.lock().expect("not poisoned").insert(id, sent);
+        }
+    }
+}
+
+/// Arrival instants of `COMPLETED` events, by action id (the first of each).
+type Arrivals = Arc<Mutex<HashMap<Uuid, Instant>>>;
+
+/// Reads `COMPLETED` events off `socket` into `arrivals` until the socket ends.
+async fn listen(mut socket: ws::Socket, arrivals: Arrivals) -> String {
+    while let Some(message) = socket.next().await {
+        let text = match message {
+            Ok(Message::Text(text)) => text,
+            Ok(Message::Close(frame)) => {
+                return format!("the gateway closed the socket: {frame:?}");
+            }
+            Ok(_) => continue,
+            Err(e) => return format!("reading the socket: {e}"),
+        };
+        let at = Instant::now();
+        match ws::classify(&text) {
+            ws::Incoming::Event { event, .. } => {
+                if let Ok(id) = Uuid::parse_str(&event.action.id) {
+                    arrivals
+                        .lock()
+                        .expect("not poisoned")
+                        .entry(id)
+                        .or_insert(at);
+                }
+            }
+            ws::Incoming::Ping => {
+                if let Err(e) = ws::send_pong(&mut socket).await {
+                    return e;
+                }
+            }
+            ws::Incoming::Ended { error, .. } => {
+                return format!(
+                    "the gateway ended the subscription{}",
+                    if error { " with an error" } else { "" }
+                );
+            }
+            ws::Incoming::Other => {}
+        }
+    }
+    "the socket ended".to_owned()
+}
+
+/// Waits until every id in `ids` has arrived, or `limit` passes.
+async fn await_arrivals(arrivals: &Arrivals, ids: &[Uuid], limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let missing = {
+            let arrived = arrivals.lock().expect("not poisoned");
+            ids.iter().filter(|id| !arrived.contains_key(id)).count()
+        };
+        if missing == 0 || Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub async fn run(args: InvokeArgs) -> Result<(), Error> {
+    let target = Target::new(&args.target)?;
+    let client = load::client(args.load.concurrency, args.target.timeout)?;
+    let endpoint = ws::endpoint(&target.base)?;
+    let mut socket = ws::open(&endpoint, &target.token, args.target.timeout).await?;
+    ws::subscribe(&mut socket, "1", COMPLETED_EVENTS).await?;
+    let arrivals: Arrivals = Arc::default();
+    let listener = tokio::spawn(listen(socket, arrivals.clone()));
+
+    // Retry the probe until it completes: the subscription may not be live
+    // for the first one.
+    let probe_deadline = Instant::now() + COMPLETION_WAIT;
+    let mut probes = 0u64;
+    loop {
+        let id = invoke_once(&client, &target, &tagged_ipv6(PROBE_TAG, probes))
+            .await
+            .map_err(|e| format!("the probe invoke failed: {e}"))?;
+        probes += 1;
+        await_arrivals(&arrivals, &[id], Duration::from_secs(2)).await;
+        if arrivals.lock().expect("not poisoned").contains_key(&id) {
+            break;
+        }
+        if listener.is_finished() || Instant::now() >= probe_deadline {
+            listener.abort();
+            return Err(format!(
+                "no probe action was seen COMPLETED within {COMPLETION_WAIT:?}: is the gateway's executor on?"
+            )
+            .into());
+        }
+    }
+
+    let invokes = Arc::new(Invokes::default());
+    let result = load::run(&client, &target, invokes.clone(), &args.load).await;
+    result.explain_errors();
+
+    let sent: Vec<(Uuid, Instant)> = invokes
+        .sent
+        .lock()
+        .expect("not poisoned")
+        .iter()
+        .map(|(id, at)| (*id, *at))
+        .collect();
+    let ids: Vec<Uuid> = sent.iter().map(|(id, _)| *id).collect();
+    await_arrivals(&arrivals, &ids, COMPLETION_WAIT).await;
+    if listener.is_finished() {
+        eprintln!("the completion subscription ended early; later completions are missing");
+    }
+    listener.abort();
+
+    let arrived = arrivals.lock().expect("not poisoned");
+    let mut latencies = Vec::with_capacity(sent.len());
+    let mut missing = 0u64;
+    for (id, at) in &sent {
+        match arrived.get(id) {
+            Some(done) => latencies.push(done.saturating_duration_since(*at)),
+            None => missing += 1,
+        }
+    }
+    let completion = Latencies::new(latencies);
+    Report::new()
+        .section("invokeAction", result.fields())
+        .section(
+            "invoke -> COMPLETED (as a subscriber sees it)",
+            vec![
+                field(
+                    "completed",
+                    "completed",
+                    Figure::Count(completion.len() as u64),
+                ),
+                field(
+                    "completion_p50_ms",
+                    "p50 ms",
+                    Figure::ms(completion.percentile(50.0)),
+                ),
+                field(
+                    "completion_p99_ms",
+                    "p99 ms",
+                    Figure::ms(completion.percentile(99.0)),
+                ),
+                field("completion_max_ms", "max ms", Figure::ms(completion.max())),
+                field("completion_missing", "missing", Figure::Count(missing)),
+            ],
+        )
+        .print(args.target.json);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_distinct_and_move_to_ipv6_past_ipv4() {
+        assert_eq!(unique_ip(0), "10.0.0.0");
+        assert_eq!(unique_ip(1), "10.0.0.1");
+        assert_eq!(unique_ip(256), "10.0.1.0");
+        assert_eq!(unique_ip((1 << 24) - 1), "10.255.255.255");
+        assert_eq!(unique_ip(1 << 24), "2001:db8::100:0");
+        assert_ne!(unique_ip(1 << 24), unique_ip((1 << 24) + 1));
+        assert_eq!(tagged_ipv6(PROBE_TAG, 5), "2001:db8:fffe::5");
+        let seen: std::collections::HashSet<String> =
+            (0..100_000u64).map(|n| unique_ip(n * 997)).collect();
+        assert_eq!(seen.len(), 100_000);
+    }
+
+    #[test]
+    fn the_invoked_id_is_read_from_the_answer() {
+        let id = Uuid::now_v7();
+        let body = json!({"data": {"invokeAction": {"id": id.to_string()}}});
+        assert_eq!(invoked_id(&body), Some(id));
+        assert_eq!(invoked_id(&json!({"data": null})), None);
+        let sent: Value = serde_json::from_slice(&invoke_body("10.0.0.1")).unwrap();
+        assert_eq!(sent["variables"]["ip"], "10.0.0.1");
+        assert!(sent["query"].as_str().unwrap().contains("invokeAction"));
+    }
+}
