@@ -128,7 +128,7 @@ pub struct Settings {
     #[arg(
         long,
         env = "ACTIONGATE_EXECUTOR_CONCURRENCY",
-        default_value_t = 16,
+        default_value_t = 64,
         global = true
     )]
     pub executor_concurrency: usize,

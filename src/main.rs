@@ -8,6 +8,9 @@ use actiongate::config::{Cli, Command, Config, LogFormat, TokenArgs};
 use actiongate::{App, StartError};
 use tracing_subscriber::EnvFilter;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse_args();

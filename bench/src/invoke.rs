@@ -40,6 +40,11 @@ pub struct InvokeArgs {
     pub target: TargetArgs,
     #[command(flatten)]
     pub load: LoadArgs,
+    /// Measure the invoke rate only: no completion subscription, no probe, so
+    /// it also runs against a gateway whose executor is off (`--executor
+    /// false`, an API-only replica).
+    #[arg(long)]
+    pub no_completion: bool,
 }
 
 /// A distinct address for every `n`: `10.x.y.z` for the first 2^24, then
@@ -167,6 +172,14 @@ async fn await_arrivals(arrivals: &Arrivals, ids: &[Uuid], limit: Duration) {
 pub async fn run(args: InvokeArgs) -> Result<(), Error> {
     let target = Target::new(&args.target)?;
     let client = load::client(args.load.concurrency, args.target.timeout)?;
+    if args.no_completion {
+        let result = load::run(&client, &target, Arc::new(Invokes::default()), &args.load).await;
+        result.explain_errors();
+        Report::new()
+            .section("invokeAction", result.fields())
+            .print(args.target.json);
+        return Ok(());
+    }
     let endpoint = ws::endpoint(&target.base)?;
     let mut socket = ws::open(&endpoint, &target.token, args.target.timeout).await?;
     ws::subscribe(&mut socket, "1", COMPLETED_EVENTS).await?;

@@ -52,7 +52,7 @@ impl Default for ExecutorOptions {
     fn default() -> Self {
         ExecutorOptions {
             enabled: true,
-            concurrency: 16,
+            concurrency: 64,
             lease: Duration::from_secs(60),
             max_attempts: 5,
             provider_timeout: Duration::from_secs(15),

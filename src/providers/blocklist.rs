@@ -18,6 +18,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -38,11 +39,26 @@ pub struct Blocklist {
 struct ListFile {
     dir: PathBuf,
     name: String,
-    /// One writer at a time in this process.
-    writing: tokio::sync::Mutex<()>,
+    /// One writer at a time in this process, holding the owners as last
+    /// written (read again when another process changed the file).
+    writing: tokio::sync::Mutex<Option<Cached>>,
     /// Changes not written yet; the next writer takes them all.
     pending: Mutex<Vec<Pending>>,
+    /// When the list was last written.
+    last_write: Mutex<Option<Instant>>,
 }
+
+/// The owners of a list, and the size and time of the file they were read
+/// from or written to.
+struct Cached {
+    owners: Owners,
+    stamp: Option<(u64, SystemTime)>,
+}
+
+/// A change arriving within this long of the last write waits out the rest,
+/// so that under load changes are written together (a group commit) rather
+/// than the whole list once per change.
+const GROUP_WINDOW: Duration = Duration::from_millis(20);
 
 /// A change and who waits for it to be written.
 type Pending = (Change, oneshot::Sender<Result<(), String>>);
@@ -96,8 +112,9 @@ impl Blocklist {
                 Arc::new(ListFile {
                     dir,
                     name: file.to_owned(),
-                    writing: tokio::sync::Mutex::new(()),
+                    writing: tokio::sync::Mutex::new(None),
                     pending: Mutex::new(Vec::new()),
+                    last_write: Mutex::new(None),
                 })
             })
             .clone()
@@ -228,6 +245,12 @@ impl ListFile {
             .lock()
             .expect("pending changes")
             .push((change, done));
+        let last = *self.last_write.lock().expect("last write");
+        if let Some(wait) =
+            last.and_then(|at| (at + GROUP_WINDOW).checked_duration_since(Instant::now()))
+        {
+            tokio::time::sleep(wait).await;
+        }
         self.flush(false).await?;
         written
             .await
@@ -239,7 +262,7 @@ impl ListFile {
     /// wrote its change too. With `sweep` it rewrites the list anyway if an
     /// entry expired.
     async fn flush(&self, sweep: bool) -> Result<(), String> {
-        let _one_writer = self.writing.lock().await;
+        let mut cached = self.writing.lock().await;
         let batch = std::mem::take(&mut *self.pending.lock().expect("pending changes"));
         if batch.is_empty() && !sweep {
             return Ok(());
@@ -247,10 +270,16 @@ impl ListFile {
         let changes: Vec<Change> = batch.iter().map(|(c, _)| c.clone()).collect();
         let dir = self.dir.clone();
         let name = self.name.clone();
-        let result = tokio::task::spawn_blocking(move || write_changes(&dir, &name, &changes))
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()));
+        let previous = cached.take();
+        let written =
+            tokio::task::spawn_blocking(move || write_changes(&dir, &name, &changes, previous))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()));
+        *self.last_write.lock().expect("last write") = Some(Instant::now());
+        let result = written.map(|now| {
+            *cached = Some(now);
+        });
         if let Err(err) = &result {
             warn!(file = %self.name, error = %err, "blocklist write failed");
         }
@@ -261,8 +290,15 @@ impl ListFile {
     }
 }
 
-/// Applies `changes` to the list `name` in `dir`, under the directory's lock.
-fn write_changes(dir: &Path, name: &str, changes: &[Change]) -> io::Result<()> {
+/// Applies `changes` to the list `name` in `dir`, under the directory's lock,
+/// starting from `cached` when the owners file is still the one it describes.
+/// Returns the owners as written.
+fn write_changes(
+    dir: &Path,
+    name: &str,
+    changes: &[Change],
+    cached: Option<Cached>,
+) -> io::Result<Cached> {
     fs::create_dir_all(dir)?;
     let lock = OpenOptions::new()
         .create(true)
@@ -271,12 +307,17 @@ fn write_changes(dir: &Path, name: &str, changes: &[Change]) -> io::Result<()> {
         .open(dir.join(".lock"))?;
     lock.lock()?;
     let owners_path = dir.join(format!(".{}.owners.json", name.trim_end_matches(".txt")));
-    let mut owners: Owners = match fs::read(&owners_path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(io::Error::other)?,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => Owners::default(),
-        Err(err) => return Err(err),
+    let on_disk = stamp(&owners_path);
+    let mut owners: Owners = match cached {
+        Some(cached) if cached.stamp.is_some() && cached.stamp == on_disk => cached.owners,
+        _ => match fs::read(&owners_path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(io::Error::other)?,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Owners::default(),
+            Err(err) => return Err(err),
+        },
     };
-    let before: Vec<String> = owners.entries.keys().cloned().collect();
+    let entries_before = owners.entries.len();
+    let mut holders_changed = !changes.is_empty();
     for change in changes {
         match change {
             Change::Add {
@@ -299,25 +340,41 @@ fn write_changes(dir: &Path, name: &str, changes: &[Change]) -> io::Result<()> {
     }
     let now = to_micros(time::now());
     for holders in owners.entries.values_mut() {
+        let held = holders.len();
         holders.retain(|_, expires| expires.is_none_or(|at| at > now));
+        holders_changed |= holders.len() != held;
     }
     owners.entries.retain(|_, holders| !holders.is_empty());
-    let after: Vec<String> = owners.entries.keys().cloned().collect();
-    if changes.is_empty() && before == after {
-        return Ok(());
+    if !holders_changed && owners.entries.len() == entries_before {
+        return Ok(Cached {
+            owners,
+            stamp: on_disk,
+        });
     }
     replace_file(
         &owners_path,
-        &serde_json::to_vec_pretty(&owners).map_err(io::Error::other)?,
+        &serde_json::to_vec(&owners).map_err(io::Error::other)?,
     )?;
-    let mut lines = after.join("\n");
-    if !lines.is_empty() {
+    let mut lines = String::with_capacity(owners.entries.keys().map(|k| k.len() + 1).sum());
+    for indicator in owners.entries.keys() {
+        lines.push_str(indicator);
         lines.push('\n');
     }
     replace_file(&dir.join(name), lines.as_bytes())?;
     File::open(dir)?.sync_all()?;
-    debug!(file = %name, entries = after.len(), changes = changes.len(), "blocklist written");
-    Ok(())
+    debug!(file = %name, entries = owners.entries.len(), changes = changes.len(), "blocklist written");
+    Ok(Cached {
+        owners,
+        stamp: stamp(&owners_path),
+    })
+}
+
+/// The size and modification time of a file, to tell whether another process
+/// rewrote it (each write renames a new file into place, which changes both
+/// or at least the time).
+fn stamp(path: &Path) -> Option<(u64, SystemTime)> {
+    let meta = fs::metadata(path).ok()?;
+    Some((meta.len(), meta.modified().ok()?))
 }
 
 /// Writes `bytes` to a temporary file beside `path`, fsyncs it and renames it
@@ -368,12 +425,14 @@ mod tests {
             dir.path(),
             "blocked-ip.txt",
             &[add("10.0.0.2", a, None), add("10.0.0.1", a, None)],
+            None,
         )
         .unwrap();
         write_changes(
             dir.path(),
             "blocked-ip.txt",
             &[add("10.0.0.1", a, None), add("10.0.0.1", b, None)],
+            None,
         )
         .unwrap();
         assert_eq!(
@@ -385,7 +444,7 @@ mod tests {
             indicator: indicator.into(),
             owner,
         };
-        write_changes(dir.path(), "blocked-ip.txt", &[remove("10.0.0.1", a)]).unwrap();
+        write_changes(dir.path(), "blocked-ip.txt", &[remove("10.0.0.1", a)], None).unwrap();
         assert_eq!(
             lines(dir.path(), "blocked-ip.txt"),
             ["10.0.0.1", "10.0.0.2"],
@@ -395,6 +454,7 @@ mod tests {
             dir.path(),
             "blocked-ip.txt",
             &[remove("10.0.0.1", b), remove("10.0.0.9", b)],
+            None,
         )
         .unwrap();
         assert_eq!(lines(dir.path(), "blocked-ip.txt"), ["10.0.0.2"]);
@@ -404,6 +464,7 @@ mod tests {
             dir.path(),
             "blocked-ip.txt",
             &[add("10.0.0.3", b, Some(past))],
+            None,
         )
         .unwrap();
         assert_eq!(
@@ -411,6 +472,41 @@ mod tests {
             ["10.0.0.2"],
             "an expired entry is not written"
         );
+        // Starting from what the last write returned gives the same list as
+        // reading the files, and a file changed behind its back is read again.
+        let cached = write_changes(
+            dir.path(),
+            "blocked-ip.txt",
+            &[add("10.0.0.4", a, None)],
+            None,
+        )
+        .unwrap();
+        let cached = write_changes(
+            dir.path(),
+            "blocked-ip.txt",
+            &[add("10.0.0.5", a, None)],
+            Some(cached),
+        )
+        .unwrap();
+        assert_eq!(
+            lines(dir.path(), "blocked-ip.txt"),
+            ["10.0.0.2", "10.0.0.4", "10.0.0.5"]
+        );
+        let other =
+            write_changes(dir.path(), "blocked-ip.txt", &[remove("10.0.0.4", a)], None).unwrap();
+        drop(other);
+        write_changes(
+            dir.path(),
+            "blocked-ip.txt",
+            &[add("10.0.0.6", a, None)],
+            Some(cached),
+        )
+        .unwrap();
+        assert_eq!(
+            lines(dir.path(), "blocked-ip.txt"),
+            ["10.0.0.2", "10.0.0.5", "10.0.0.6"]
+        );
+
         let leftovers: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
             .flatten()

@@ -43,7 +43,7 @@ impl CancelOutcome {
 impl Store {
     /// Cancels action `id` of the actor's tenant. A `Failed` action is
     /// `NOT_CANCELABLE`; an id of another tenant is `NOT_FOUND`.
-    #[instrument(skip(self, actor), fields(tenant = %actor.tenant_id))]
+    #[instrument(level = "debug", skip(self, actor), fields(tenant = %actor.tenant_id))]
     pub async fn request_cancel(&self, actor: &Actor, id: Uuid) -> Result<CancelOutcome, AppError> {
         // Each round reads the status and makes a change guarded by it; a round
         // loses only when the executor moved the action meanwhile, and then the

@@ -41,7 +41,7 @@ impl Store {
     /// Numbers committed state rows that have no cursor yet, in the order of
     /// their ids. Returns the highest cursor when it numbered any. On
     /// PostgreSQL the same transaction `NOTIFY`s the new cursor to every replica.
-    #[instrument(skip(self))]
+    #[instrument(level = "debug", skip(self))]
     pub async fn number_events(&self) -> Result<Option<i64>, AppError> {
         // A read first, so an idle relay never takes the write lock.
         let pending = state::Entity::find()
@@ -96,7 +96,7 @@ impl Store {
     /// Numbered events after `cursor` of every tenant, oldest first: the feed
     /// of the in-process fan-out, which hands each subscriber only its own
     /// tenant's events. Nothing reaches a caller from here unscoped.
-    #[instrument(skip(self))]
+    #[instrument(level = "debug", skip(self))]
     pub async fn all_tenants_events_after(
         &self,
         cursor: i64,
@@ -112,7 +112,7 @@ impl Store {
     }
 
     /// Numbered events of `tenant` after `cursor`, oldest first.
-    #[instrument(skip(self))]
+    #[instrument(level = "debug", skip(self))]
     pub async fn events_after(
         &self,
         tenant: &str,

@@ -23,6 +23,7 @@ pub(crate) mod entities;
 mod events;
 mod filter_sql;
 mod rows;
+mod sql;
 mod transition;
 mod work;
 

@@ -5,11 +5,17 @@
 //! worker's lease token when a worker makes it; unless exactly one row changes,
 //! nothing is appended and the caller learns that someone else moved first.
 
+use sea_orm::sea_query::PostgresQueryBuilder;
 use sea_orm::sea_query::{Expr, SimpleExpr};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QueryTrait, Statement,
+};
 use uuid::Uuid;
 
+use super::Store;
 use super::entities::{action, state};
+use super::sql::{only_if_any, renumber};
 use crate::domain::action::Actor;
 use crate::domain::status::ActionStatus;
 use crate::error::AppError;
@@ -52,26 +58,73 @@ impl Transition {
         self
     }
 
-    /// Applies the change within `txn` at time `at` (microseconds). Returns
-    /// whether it applied: `false` when the action was no longer in `from` (or
-    /// the fence no longer held), in which case nothing was written.
-    pub async fn apply<C: ConnectionTrait>(
+    /// Applies the change, with its state row, in one transaction of its own:
+    /// on PostgreSQL one statement (the update as a CTE, the state row
+    /// inserted from what it returned), elsewhere a write transaction.
+    pub async fn apply_alone(
         self,
-        txn: &C,
+        store: &Store,
         actor: &Actor,
         at: i64,
     ) -> Result<bool, AppError> {
+        if store.backend() != DbBackend::Postgres {
+            let txn = store.begin_write().await?;
+            let applied = self.apply(&txn, actor, at).await?;
+            if applied {
+                store.commit_appended(txn).await?;
+            } else {
+                txn.rollback().await?;
+            }
+            return Ok(applied);
+        }
+        self.check()?;
+        let backend = DbBackend::Postgres;
+        let update = self.update(actor, at).build(backend);
+        let state = state_insert(
+            self.id,
+            actor,
+            self.to,
+            Some(self.from),
+            at,
+            self.detail.clone(),
+        )
+        .build(PostgresQueryBuilder);
+        let offset = update.values.as_ref().map_or(0, |v| v.0.len());
+        let sql = format!(
+            "WITH moved AS ({} RETURNING \"id\") {}",
+            update.sql,
+            only_if_any(&renumber(&state.0, offset), "moved"),
+        );
+        let mut values = update.values.map(|v| v.0).unwrap_or_default();
+        values.extend(state.1.0);
+        let result = store
+            .connection()
+            .execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+        let applied = result.rows_affected() == 1;
+        if applied {
+            store.states_appended.notify_one();
+        }
+        Ok(applied)
+    }
+
+    fn check(&self) -> Result<(), AppError> {
         if !self.from.can_become(self.to) {
             return Err(AppError::internal(format!(
                 "refused transition {} -> {} of action {}",
                 self.from, self.to, self.id
             )));
         }
+        Ok(())
+    }
+
+    /// The guarded update.
+    fn update(&self, actor: &Actor, at: i64) -> sea_orm::UpdateMany<action::Entity> {
         let mut update = action::Entity::update_many()
             .col_expr(action::Column::Status, Expr::val(self.to.as_str()))
             .col_expr(action::Column::LastActionAt, Expr::val(at));
-        for (column, value) in self.also {
-            update = update.col_expr(column, value);
+        for (column, value) in &self.also {
+            update = update.col_expr(*column, value.clone());
         }
         let mut update = update
             .filter(action::Column::Id.eq(self.id))
@@ -83,7 +136,20 @@ impl Transition {
         if let Some(work) = self.work {
             update = update.filter(action::Column::Work.eq(work));
         }
-        let result = update.exec(txn).await?;
+        update
+    }
+
+    /// Applies the change within `txn` at time `at` (microseconds). Returns
+    /// whether it applied: `false` when the action was no longer in `from` (or
+    /// the fence no longer held), in which case nothing was written.
+    pub async fn apply<C: ConnectionTrait>(
+        self,
+        txn: &C,
+        actor: &Actor,
+        at: i64,
+    ) -> Result<bool, AppError> {
+        self.check()?;
+        let result = self.update(actor, at).exec(txn).await?;
         if result.rows_affected != 1 {
             return Ok(false);
         }
@@ -112,7 +178,23 @@ pub(crate) async fn append_state<C: ConnectionTrait>(
     at: i64,
     detail: Option<String>,
 ) -> Result<(), AppError> {
-    let row = state::ActiveModel {
+    let row = state_row(action_id, actor, status, previous, at, detail);
+    state::Entity::insert(row)
+        .exec_without_returning(txn)
+        .await?;
+    Ok(())
+}
+
+/// A new state row, not numbered yet.
+pub(crate) fn state_row(
+    action_id: Uuid,
+    actor: &Actor,
+    status: ActionStatus,
+    previous: Option<ActionStatus>,
+    at: i64,
+    detail: Option<String>,
+) -> state::ActiveModel {
+    state::ActiveModel {
         id: sea_orm::ActiveValue::NotSet,
         seq: Set(None),
         action_id: Set(action_id),
@@ -123,9 +205,39 @@ pub(crate) async fn append_state<C: ConnectionTrait>(
         previous_status: Set(previous.map(|s| s.as_str().to_owned())),
         occurred_at: Set(at),
         detail: Set(detail),
-    };
-    state::Entity::insert(row)
-        .exec_without_returning(txn)
-        .await?;
-    Ok(())
+    }
+}
+
+/// The insert of one state row, as a statement to join into others.
+fn state_insert(
+    action_id: Uuid,
+    actor: &Actor,
+    status: ActionStatus,
+    previous: Option<ActionStatus>,
+    at: i64,
+    detail: Option<String>,
+) -> sea_orm::sea_query::InsertStatement {
+    sea_orm::sea_query::Query::insert()
+        .into_table(state::Entity)
+        .columns([
+            state::Column::ActionId,
+            state::Column::TenantId,
+            state::Column::AppId,
+            state::Column::UserName,
+            state::Column::Status,
+            state::Column::PreviousStatus,
+            state::Column::OccurredAt,
+            state::Column::Detail,
+        ])
+        .values_panic([
+            action_id.into(),
+            actor.tenant_id.clone().into(),
+            actor.app_id.clone().into(),
+            actor.user.clone().into(),
+            status.as_str().into(),
+            previous.map(|s| s.as_str().to_owned()).into(),
+            at.into(),
+            detail.into(),
+        ])
+        .to_owned()
 }

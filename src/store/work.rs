@@ -17,8 +17,8 @@ use tracing::instrument;
 use uuid::Uuid;
 
 use super::Store;
-use super::entities::{action, parameter};
-use super::transition::{Transition, WORK_EXECUTE, WORK_REVERT, append_state};
+use super::entities::{action, parameter, state};
+use super::transition::{Transition, WORK_EXECUTE, WORK_REVERT, state_row};
 use crate::domain::action::{Action, Actor, ErrorInfo, Parameter};
 use crate::domain::status::ActionStatus;
 use crate::domain::time::{self, to_micros};
@@ -86,7 +86,7 @@ pub enum AfterWork {
 
 impl Store {
     /// Claims up to `limit` due actions for `owner`, leased for `lease`.
-    #[instrument(skip(self))]
+    #[instrument(level = "debug", skip(self))]
     pub async fn claim_due(
         &self,
         owner: &str,
@@ -149,20 +149,24 @@ impl Store {
             .filter(action::Column::Id.is_in(ids.clone()))
             .exec(&txn)
             .await?;
-        for (id, status, tenant) in &due {
-            if status == ActionStatus::NotStarted.as_str() {
-                let executor = Actor::executor(tenant);
-                append_state(
-                    &txn,
+        let started: Vec<state::ActiveModel> = due
+            .iter()
+            .filter(|(_, status, _)| status == ActionStatus::NotStarted.as_str())
+            .map(|(id, _, tenant)| {
+                state_row(
                     *id,
-                    &executor,
+                    &Actor::executor(tenant),
                     ActionStatus::Running,
                     Some(ActionStatus::NotStarted),
                     now,
                     None,
                 )
+            })
+            .collect();
+        if !started.is_empty() {
+            state::Entity::insert_many(started)
+                .exec_without_returning(&txn)
                 .await?;
-            }
         }
         let rows = action::Entity::find()
             .filter(action::Column::Id.is_in(ids.clone()))
@@ -206,7 +210,7 @@ impl Store {
 
     /// The provider applied the action: `Running → Completed`, keeping its
     /// reference for a later revert.
-    #[instrument(skip(self, reference))]
+    #[instrument(level = "debug", skip(self, reference))]
     pub async fn record_applied(
         &self,
         lease: &Lease,
@@ -231,7 +235,7 @@ impl Store {
 
     /// The attempt failed for a reason that may pass: try `work` again after
     /// `delay`. The action keeps its status; `errorInfo` shows the last error.
-    #[instrument(skip(self, error))]
+    #[instrument(level = "debug", skip(self, error))]
     pub async fn record_retry(
         &self,
         lease: &Lease,
@@ -264,7 +268,7 @@ impl Store {
     }
 
     /// Execution failed for good: `Running → Failed` with `errorInfo`.
-    #[instrument(skip(self, error))]
+    #[instrument(level = "debug", skip(self, error))]
     pub async fn record_failed(
         &self,
         lease: &Lease,
@@ -281,7 +285,7 @@ impl Store {
     }
 
     /// The effect was lifted: `from → Canceled`, with `detail` in the state row.
-    #[instrument(skip(self))]
+    #[instrument(level = "debug", skip(self))]
     pub async fn record_reverted(
         &self,
         lease: &Lease,
@@ -300,7 +304,7 @@ impl Store {
 
     /// The revert failed for good: the action is (still) `Completed`, its
     /// `errorInfo` says why, and a state row records it. A new cancel tries again.
-    #[instrument(skip(self, error))]
+    #[instrument(level = "debug", skip(self, error))]
     pub async fn record_revert_failed(
         &self,
         lease: &Lease,
@@ -329,15 +333,12 @@ impl Store {
         now: i64,
         reference: Option<&str>,
     ) -> Result<AfterWork, AppError> {
-        let txn = self.begin_write().await?;
         let applied = transition
-            .apply(&txn, &Actor::executor(&lease.tenant_id), now)
+            .apply_alone(self, &Actor::executor(&lease.tenant_id), now)
             .await?;
         if applied {
-            self.commit_appended(txn).await?;
             return Ok(AfterWork::Recorded);
         }
-        txn.rollback().await?;
         self.hand_over_to_revert(lease, reference).await
     }
 
@@ -346,7 +347,7 @@ impl Store {
     /// canceled). For providers that keep one indicator per value for all
     /// their users; the executor asks before lifting one. Only a yes or no
     /// leaves here, never another tenant's data.
-    #[instrument(skip(self))]
+    #[instrument(level = "debug", skip(self))]
     pub async fn indicator_held_elsewhere(
         &self,
         provider: &str,
@@ -380,7 +381,7 @@ impl Store {
 
     /// Gives back every lease `owner` holds, due at once, so another executor
     /// takes the work without waiting for the leases to expire.
-    #[instrument(skip(self))]
+    #[instrument(level = "debug", skip(self))]
     pub async fn release_leases(&self, owner: &str) -> Result<u64, AppError> {
         let now = to_micros(time::now());
         let result = action::Entity::update_many()

@@ -435,12 +435,12 @@ async fn a_feed_too_far_behind_ends_with_the_cursor_to_resume_from(backend: Back
         .unwrap()
         .unwrap_or_else(|_| panic!("an event"));
     assert!(read.event.seq > oldest);
-    let mut ids = Vec::new();
+    // One action at a time, each published before the next: many batches
+    // for a buffer of one.
     for i in 1..10 {
-        ids.push(block(&app, &token, &format!("10.0.2.{i}")).await);
-    }
-    for id in &ids {
-        app.wait_for_status(&token, id, "COMPLETED").await;
+        let id = block(&app, &token, &format!("10.0.2.{i}")).await;
+        app.wait_for_status(&token, &id, "COMPLETED").await;
+        published(&app).await;
     }
     let mut ended = None;
     while let Some(item) = tokio::time::timeout(Duration::from_secs(10), feed.next())
