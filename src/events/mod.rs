@@ -42,9 +42,11 @@ pub struct StatusEvent {
     pub seq: i64,
     pub tenant_id: String,
     pub change: StateChange,
-    /// The action as it stood when the event was read.
-    pub action: Action,
-    pub parameters: Vec<Parameter>,
+    /// The action as it stood when the event was read (shared by every
+    /// subscriber the event goes to, and by the action's other events in
+    /// the batch).
+    pub action: Arc<Action>,
+    pub parameters: Arc<[Parameter]>,
 }
 
 /// State histories by action id.
@@ -306,15 +308,21 @@ pub async fn build_batch(store: &Store, events: Vec<StoredEvent>) -> Result<Even
             .or_default()
             .push(event.change.action_id);
     }
-    let mut actions: HashMap<Uuid, Action> = HashMap::new();
-    let mut parameters: HashMap<Uuid, Vec<Parameter>> = HashMap::new();
+    let mut actions: HashMap<Uuid, Arc<Action>> = HashMap::new();
+    let mut parameters: HashMap<Uuid, Arc<[Parameter]>> = HashMap::new();
     for (tenant, mut ids) in ids_by_tenant {
         ids.sort();
         ids.dedup();
         for action in store.actions_by_ids(tenant, &ids).await? {
-            actions.insert(action.id, action);
+            actions.insert(action.id, Arc::new(action));
         }
-        parameters.extend(store.parameters_of(tenant, &ids).await?);
+        parameters.extend(
+            store
+                .parameters_of(tenant, &ids)
+                .await?
+                .into_iter()
+                .map(|(id, list)| (id, Arc::from(list))),
+        );
     }
     let events = events
         .into_iter()
@@ -322,7 +330,10 @@ pub async fn build_batch(store: &Store, events: Vec<StoredEvent>) -> Result<Even
             let action = actions.get(&event.change.action_id)?.clone();
             Some(StatusEvent {
                 seq: event.seq,
-                parameters: parameters.get(&action.id).cloned().unwrap_or_default(),
+                parameters: parameters
+                    .get(&action.id)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::from(Vec::new())),
                 tenant_id: event.tenant_id,
                 change: event.change,
                 action,

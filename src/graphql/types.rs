@@ -56,7 +56,7 @@ impl From<OperationStatus> for ActionStatus {
 
 /// A security action: an indicator to block or allow, on one provider.
 pub struct SecurityAction {
-    action: Action,
+    action: Arc<Action>,
     parts: Parts,
 }
 
@@ -67,7 +67,7 @@ enum Parts {
     /// A subscription event: parameters read with it, states loaded once per
     /// event batch for all subscribers.
     Event {
-        parameters: Vec<Parameter>,
+        parameters: Arc<[Parameter]>,
         batch: Arc<EventBatch>,
     },
 }
@@ -75,7 +75,7 @@ enum Parts {
 impl SecurityAction {
     pub fn new(action: Action) -> SecurityAction {
         SecurityAction {
-            action,
+            action: Arc::new(action),
             parts: Parts::Loaders,
         }
     }
@@ -117,7 +117,7 @@ impl SecurityAction {
     /// canonical names and values.
     async fn parameters(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<KeyValuePair>> {
         let parameters = match &self.parts {
-            Parts::Event { parameters, .. } => parameters.clone(),
+            Parts::Event { parameters, .. } => parameters.to_vec(),
             Parts::Loaders => loaders(ctx)?
                 .parameters
                 .load_one(self.action.id)

@@ -19,7 +19,8 @@ use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
@@ -174,7 +175,30 @@ impl Connection {
     /// [`WRITE_TIMEOUT`] (a client that stops reading does not hold the
     /// connection's loop, and with it its expiry and pings).
     async fn send(&mut self, message: Value) -> bool {
-        let write = self.socket.send(Message::Text(message.to_string().into()));
+        self.send_text(message.to_string()).await
+    }
+
+    /// Sends a message already serialised.
+    async fn send_text(&mut self, text: String) -> bool {
+        let write = self.socket.send(Message::Text(text.into()));
+        matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(())))
+    }
+
+    /// Sends `first` and whatever else the operations have queued by now, in
+    /// one write: under load a burst of events costs one system call, not
+    /// one per message.
+    async fn send_queued(&mut self, first: String, queue: &mut mpsc::Receiver<String>) -> bool {
+        let socket = &mut self.socket;
+        let write = async move {
+            socket.feed(Message::Text(first.into())).await?;
+            for _ in 1..OUTBOX {
+                match queue.try_recv() {
+                    Ok(text) => socket.feed(Message::Text(text.into())).await?,
+                    Err(_) => break,
+                }
+            }
+            socket.flush().await
+        };
         matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(())))
     }
 
@@ -243,7 +267,7 @@ impl Connection {
     /// Serves subscriptions until the client leaves, the token expires or the
     /// gateway stops.
     async fn serve(&mut self, principal: Principal) -> Option<Close> {
-        let (outbox, mut outgoing) = mpsc::channel::<Value>(OUTBOX);
+        let (outbox, mut outgoing) = mpsc::channel::<String>(OUTBOX);
         let mut running: HashMap<String, AbortHandle> = HashMap::new();
         let mut tasks: JoinSet<String> = JoinSet::new();
         let until_expiry = (principal.expires_at - chrono::Utc::now())
@@ -265,7 +289,7 @@ impl Connection {
                     }
                 }
                 Some(message) = outgoing.recv() => {
-                    if !self.send(message).await {
+                    if !self.send_queued(message, &mut outgoing).await {
                         break None;
                     }
                 }
@@ -304,7 +328,7 @@ impl Connection {
         &mut self,
         message: Value,
         principal: &Principal,
-        outbox: &mpsc::Sender<Value>,
+        outbox: &mpsc::Sender<String>,
         running: &mut HashMap<String, AbortHandle>,
         tasks: &mut JoinSet<String>,
     ) -> Result<(), Option<Close>> {
@@ -411,7 +435,7 @@ async fn run_operation(
     request: async_graphql::Request,
     kind: Option<OperationType>,
     principal: Principal,
-    outbox: mpsc::Sender<Value>,
+    outbox: mpsc::Sender<String>,
 ) -> String {
     let request_id = RequestId(Uuid::now_v7());
     let loaders = RequestLoaders::new(&state.services.store, &principal.tenant_id);
@@ -432,7 +456,7 @@ async fn run_operation(
                         codes::TIMEOUT,
                         "the operation took longer than the gateway allows and was stopped",
                     );
-                    let _ = outbox.send(timeout).await;
+                    let _ = outbox.send(timeout.to_string()).await;
                     return id;
                 }
             },
@@ -445,25 +469,40 @@ async fn run_operation(
         }
         let message = if first && request_failed {
             // The operation could not start: an error message, and no complete.
-            let errors = serde_json::to_value(&response.errors).unwrap_or_default();
-            let _ = outbox
-                .send(json!({"type": "error", "id": id, "payload": errors}))
-                .await;
+            let _ = outbox.send(envelope("error", &id, &response.errors)).await;
             return id;
         } else {
             let kind = match protocol {
                 Protocol::Transport => "next",
                 Protocol::Legacy => "data",
             };
-            json!({"type": kind, "id": id, "payload": serde_json::to_value(&response).unwrap_or_default()})
+            // Serialised straight from the response: one event goes to many
+            // subscribers, so no intermediate JSON tree per delivery.
+            envelope(kind, &id, &response)
         };
         first = false;
         if outbox.send(message).await.is_err() {
             return id;
         }
     }
-    let _ = outbox.send(json!({"type": "complete", "id": id})).await;
+    let _ = outbox
+        .send(json!({"type": "complete", "id": id}).to_string())
+        .await;
     id
+}
+
+/// `{"type": kind, "id": id, "payload": payload}` as text.
+fn envelope(kind: &str, id: &str, payload: &impl Serialize) -> String {
+    #[derive(Serialize)]
+    struct Envelope<'a, P> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        id: &'a str,
+        payload: P,
+    }
+    serde_json::to_string(&Envelope { kind, id, payload }).unwrap_or_else(|_| {
+        json!({"type": "error", "id": id, "payload": [{"message": "the result could not be serialised", "extensions": {"code": codes::INTERNAL_SERVER_ERROR}}]}).to_string()
+    })
 }
 
 fn error_message(protocol: Protocol, id: &str, code: &str, text: &str) -> Value {

@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -46,6 +47,10 @@ struct ListFile {
     /// that arrive while a write is under way are written together after it
     /// (a group commit) rather than the whole list once per change.
     pending: Mutex<Vec<Pending>>,
+    /// Whether a change arrived since the last sweep. A sweep of a list that
+    /// had none lets go of its cached owners, so memory holds only the lists
+    /// being written, not every list ever touched.
+    changed: AtomicBool,
 }
 
 /// The owners of a list, and the size and time of the file they were read
@@ -168,6 +173,7 @@ impl Blocklist {
                     name: file.to_owned(),
                     writing: tokio::sync::Mutex::new(None),
                     pending: Mutex::new(Vec::new()),
+                    changed: AtomicBool::new(false),
                 })
             })
             .clone()
@@ -298,6 +304,7 @@ impl ListFile {
             .lock()
             .expect("pending changes")
             .push((change, done));
+        self.changed.store(true, Ordering::Relaxed);
         self.flush(false).await?;
         written
             .await
@@ -323,8 +330,9 @@ impl ListFile {
                 .await
                 .map_err(|e| e.to_string())
                 .and_then(|r| r.map_err(|e| e.to_string()));
+        let idle = sweep && batch.is_empty() && !self.changed.swap(false, Ordering::Relaxed);
         let result = written.map(|now| {
-            *cached = Some(now);
+            *cached = (!idle).then_some(now);
         });
         if let Err(err) = &result {
             warn!(file = %self.name, error = %err, "blocklist write failed");
@@ -463,6 +471,44 @@ mod tests {
         let back = Owners::parse(text.as_bytes()).unwrap();
         assert_eq!(back.entries, owners.entries);
         assert!(Owners::parse(b"10.0.0.1\tnot-a-uuid\t-\n").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_sweep_lets_go_of_the_owners_of_a_list_no_longer_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocklist = Blocklist::new(dir.path().to_owned());
+        let list = blocklist.list("contoso", "blocked-ip.txt");
+        let add = Change::Add {
+            indicator: "10.0.0.1".into(),
+            owner: Uuid::now_v7(),
+            expires_at: None,
+        };
+        list.apply(add).await.unwrap();
+        assert!(list.writing.lock().await.is_some(), "kept while written");
+        list.flush(true).await.unwrap();
+        assert!(
+            list.writing.lock().await.is_some(),
+            "changed since the last sweep"
+        );
+        list.flush(true).await.unwrap();
+        assert!(
+            list.writing.lock().await.is_none(),
+            "idle since the last sweep"
+        );
+        assert_eq!(
+            lines(&dir.path().join("contoso"), "blocked-ip.txt"),
+            ["10.0.0.1"]
+        );
+        // The next change reads the owners again and keeps the first holder.
+        let remove_other = Change::Remove {
+            indicator: "10.0.0.1".into(),
+            owner: Uuid::now_v7(),
+        };
+        list.apply(remove_other).await.unwrap();
+        assert_eq!(
+            lines(&dir.path().join("contoso"), "blocked-ip.txt"),
+            ["10.0.0.1"]
+        );
     }
 
     #[test]
