@@ -49,15 +49,19 @@ struct ListFile {
     pending: Mutex<Vec<Pending>>,
     /// Whether a change arrived since the last sweep. A sweep of a list that
     /// had none lets go of its cached owners, so memory holds only the lists
-    /// being written, not every list ever touched.
+    /// being written, not every list ever touched; it keeps their stamp and
+    /// earliest expiry, so later sweeps read the list only when one is due.
     changed: AtomicBool,
 }
 
-/// The owners of a list, and the size and time of the file they were read
-/// from or written to.
+/// What a writer knows of a list: the size and time of the owners file as
+/// last read or written, its earliest expiry, and the owners themselves
+/// while the list is being written (`None` once a sweep found it idle; the
+/// next change reads them again).
 struct Cached {
-    owners: Owners,
+    owners: Option<Owners>,
     stamp: Option<(u64, SystemTime)>,
+    next_expiry: Option<i64>,
 }
 
 /// A change and who waits for it to be written.
@@ -331,8 +335,11 @@ impl ListFile {
                 .map_err(|e| e.to_string())
                 .and_then(|r| r.map_err(|e| e.to_string()));
         let idle = sweep && batch.is_empty() && !self.changed.swap(false, Ordering::Relaxed);
-        let result = written.map(|now| {
-            *cached = (!idle).then_some(now);
+        let result = written.map(|mut now| {
+            if idle {
+                now.owners = None;
+            }
+            *cached = Some(now);
         });
         if let Err(err) = &result {
             warn!(file = %self.name, error = %err, "blocklist write failed");
@@ -362,9 +369,18 @@ fn write_changes(
     lock.lock()?;
     let owners_path = dir.join(format!(".{}.owners", name.trim_end_matches(".txt")));
     let on_disk = stamp(&owners_path);
-    let mut owners: Owners = match cached {
-        Some(cached) if cached.stamp.is_some() && cached.stamp == on_disk => cached.owners,
-        _ => match fs::read(&owners_path) {
+    let now = to_micros(time::now());
+    let current = cached.filter(|c| c.stamp.is_some() && c.stamp == on_disk);
+    if changes.is_empty()
+        && let Some(known) = &current
+        && known.next_expiry.is_none_or(|at| at > now)
+    {
+        // A sweep, and nothing is due: the files stay as they are.
+        return Ok(current.expect("checked above"));
+    }
+    let mut owners: Owners = match current.and_then(|c| c.owners) {
+        Some(owners) => owners,
+        None => match fs::read(&owners_path) {
             Ok(bytes) => Owners::parse(&bytes)?,
             Err(err) if err.kind() == io::ErrorKind::NotFound => Owners::default(),
             Err(err) => return Err(err),
@@ -392,17 +408,21 @@ fn write_changes(
             }
         }
     }
-    let now = to_micros(time::now());
+    let mut next_expiry: Option<i64> = None;
     for holders in owners.entries.values_mut() {
         let held = holders.len();
         holders.retain(|_, expires| expires.is_none_or(|at| at > now));
         holders_changed |= holders.len() != held;
+        for at in holders.values().flatten() {
+            next_expiry = Some(next_expiry.map_or(*at, |next| next.min(*at)));
+        }
     }
     owners.entries.retain(|_, holders| !holders.is_empty());
     if !holders_changed && owners.entries.len() == entries_before {
         return Ok(Cached {
-            owners,
+            owners: Some(owners),
             stamp: on_disk,
+            next_expiry,
         });
     }
     replace_file(&owners_path, owners.render().as_bytes())?;
@@ -415,8 +435,9 @@ fn write_changes(
     File::open(dir)?.sync_all()?;
     debug!(file = %name, entries = owners.entries.len(), changes = changes.len(), "blocklist written");
     Ok(Cached {
-        owners,
+        owners: Some(owners),
         stamp: stamp(&owners_path),
+        next_expiry,
     })
 }
 
@@ -492,9 +513,14 @@ mod tests {
         );
         list.flush(true).await.unwrap();
         assert!(
-            list.writing.lock().await.is_none(),
+            list.writing
+                .lock()
+                .await
+                .as_ref()
+                .is_some_and(|c| c.owners.is_none()),
             "idle since the last sweep"
         );
+
         assert_eq!(
             lines(&dir.path().join("contoso"), "blocked-ip.txt"),
             ["10.0.0.1"]
@@ -508,6 +534,36 @@ mod tests {
         assert_eq!(
             lines(&dir.path().join("contoso"), "blocked-ip.txt"),
             ["10.0.0.1"]
+        );
+    }
+
+    #[test]
+    fn a_sweep_reads_a_list_only_when_an_entry_is_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let past = to_micros(time::now()) - 1;
+        // An owners file holding an entry that has expired, written behind
+        // the summary's back but with the summary's stamp.
+        let mut owners = Owners::default();
+        owners
+            .entries
+            .entry("10.0.0.1".into())
+            .or_default()
+            .insert(Uuid::now_v7(), Some(past));
+        let owners_path = dir.path().join(".blocked-ip.owners");
+        fs::write(&owners_path, owners.render()).unwrap();
+        fs::write(dir.path().join("blocked-ip.txt"), "10.0.0.1\n").unwrap();
+        let summary = |next_expiry| Cached {
+            owners: None,
+            stamp: stamp(&owners_path),
+            next_expiry,
+        };
+        let kept = write_changes(dir.path(), "blocked-ip.txt", &[], Some(summary(None))).unwrap();
+        assert!(kept.owners.is_none(), "not read: nothing was due");
+        assert_eq!(lines(dir.path(), "blocked-ip.txt"), ["10.0.0.1"]);
+        write_changes(dir.path(), "blocked-ip.txt", &[], Some(summary(Some(past)))).unwrap();
+        assert!(
+            lines(dir.path(), "blocked-ip.txt").is_empty(),
+            "read and swept once an entry was due"
         );
     }
 
