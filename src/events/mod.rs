@@ -330,10 +330,7 @@ pub async fn build_batch(store: &Store, events: Vec<StoredEvent>) -> Result<Even
             let action = actions.get(&event.change.action_id)?.clone();
             Some(StatusEvent {
                 seq: event.seq,
-                parameters: parameters
-                    .get(&action.id)
-                    .cloned()
-                    .unwrap_or_else(|| Arc::from(Vec::new())),
+                parameters: parameters.get(&action.id).cloned().unwrap_or_default(),
                 tenant_id: event.tenant_id,
                 change: event.change,
                 action,

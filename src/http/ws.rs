@@ -175,12 +175,7 @@ impl Connection {
     /// [`WRITE_TIMEOUT`] (a client that stops reading does not hold the
     /// connection's loop, and with it its expiry and pings).
     async fn send(&mut self, message: Value) -> bool {
-        self.send_text(message.to_string()).await
-    }
-
-    /// Sends a message already serialised.
-    async fn send_text(&mut self, text: String) -> bool {
-        let write = self.socket.send(Message::Text(text.into()));
+        let write = self.socket.send(Message::Text(message.to_string().into()));
         matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(())))
     }
 
@@ -469,7 +464,9 @@ async fn run_operation(
         }
         let message = if first && request_failed {
             // The operation could not start: an error message, and no complete.
-            let _ = outbox.send(envelope("error", &id, &response.errors)).await;
+            let _ = outbox
+                .send(envelope(protocol, "error", &id, &response.errors))
+                .await;
             return id;
         } else {
             let kind = match protocol {
@@ -478,7 +475,7 @@ async fn run_operation(
             };
             // Serialised straight from the response: one event goes to many
             // subscribers, so no intermediate JSON tree per delivery.
-            envelope(kind, &id, &response)
+            envelope(protocol, kind, &id, &response)
         };
         first = false;
         if outbox.send(message).await.is_err() {
@@ -492,7 +489,7 @@ async fn run_operation(
 }
 
 /// `{"type": kind, "id": id, "payload": payload}` as text.
-fn envelope(kind: &str, id: &str, payload: &impl Serialize) -> String {
+fn envelope(protocol: Protocol, kind: &str, id: &str, payload: &impl Serialize) -> String {
     #[derive(Serialize)]
     struct Envelope<'a, P> {
         #[serde(rename = "type")]
@@ -501,7 +498,8 @@ fn envelope(kind: &str, id: &str, payload: &impl Serialize) -> String {
         payload: P,
     }
     serde_json::to_string(&Envelope { kind, id, payload }).unwrap_or_else(|_| {
-        json!({"type": "error", "id": id, "payload": [{"message": "the result could not be serialised", "extensions": {"code": codes::INTERNAL_SERVER_ERROR}}]}).to_string()
+        let text = "the result could not be serialised";
+        error_message(protocol, id, codes::INTERNAL_SERVER_ERROR, text).to_string()
     })
 }
 
