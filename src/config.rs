@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::domain::time::parse_duration;
+
 use crate::executor::ExecutorOptions;
 use crate::http::HttpOptions;
 use crate::http::limits::OperationLimits;
@@ -471,39 +473,9 @@ pub fn default_database_url(data_dir: &Path) -> String {
     format!("sqlite://{}/actiongate.db?mode=rwc", data_dir.display())
 }
 
-/// Parses a duration such as `250ms`, `90s`, `30m`, `1h` or `7d`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("'{text}' is not a duration such as 10s"))?;
-    let millis = match unit {
-        "ms" => 1,
-        "s" | "" => 1000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(format!("'{text}': the unit is one of ms, s, m, h, d")),
-    };
-    Ok(Duration::from_millis(number.saturating_mul(millis)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
-        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
-        assert!(parse_duration("ten").is_err());
-        assert!(parse_duration("5w").is_err());
-    }
 
     #[test]
     fn the_default_database_lives_in_the_data_dir() {

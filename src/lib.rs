@@ -26,6 +26,7 @@ pub mod providers;
 pub mod store;
 
 pub use config::Config;
+pub use domain::time::parse_duration;
 
 use auth::dev::{TokenSpec, load_or_create_dev_secret, mint};
 use auth::{Authenticator, KeySource, TokenRules};

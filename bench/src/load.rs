@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use actiongate::parse_duration;
 use bytes::Bytes;
 use reqwest::header::CONTENT_TYPE;
 use serde_json::Value;
@@ -17,7 +18,6 @@ use tokio::task::JoinSet;
 
 use crate::Error;
 use crate::report::{Field, Figure, Latencies, field};
-use crate::sys::parse_duration;
 
 /// Where the gateway is and who the bench is.
 #[derive(Debug, Clone, clap::Args)]

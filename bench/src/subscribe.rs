@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use actiongate::parse_duration;
 use futures_util::StreamExt;
 use serde_json::json;
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -31,7 +32,7 @@ use crate::Error;
 use crate::invoke::{invoke_once, tagged_ipv6};
 use crate::load::{self, Target, TargetArgs};
 use crate::report::{Figure, Latencies, Report, field};
-use crate::sys::{self, parse_duration};
+use crate::sys;
 use crate::ws;
 
 const EVENTS: &str =

@@ -2,8 +2,6 @@
 //! its open-file limit. Reading text files keeps the bench free of libc
 //! bindings; the limit itself is raised with `ulimit -n` before the run.
 
-use std::time::Duration;
-
 /// The resident memory of `pid` in KiB (`VmRSS` of `/proc/<pid>/status`).
 pub fn resident_kib(pid: u32) -> Result<u64, String> {
     let path = format!("/proc/{pid}/status");
@@ -63,27 +61,6 @@ fn parse_file_limit(limits: &str) -> Option<FileLimit> {
     })
 }
 
-/// Parses a duration such as `250ms`, `10s`, `2m` or `1h`; a bare number is
-/// seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("'{text}' is not a duration such as 10s or 250ms"))?;
-    let seconds = match unit {
-        "ms" => number / 1000.0,
-        "s" | "" => number,
-        "m" => number * 60.0,
-        "h" => number * 3600.0,
-        _ => return Err(format!("'{text}': the unit is one of ms, s, m, h")),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("'{text}' is out of range"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,17 +90,5 @@ mod tests {
         };
         assert!(open.allows(u64::MAX));
         assert!(file_limit(None).is_ok());
-    }
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
-        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
-        assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
-        assert!(parse_duration("s").is_err());
-        assert!(parse_duration("5y").is_err());
     }
 }

@@ -120,7 +120,7 @@ pub fn load_or_create_dev_secret(data_dir: &Path) -> std::io::Result<Vec<u8>> {
 
 /// Parses a token lifetime such as `90s`, `30m`, `1h` or `7d`.
 pub fn parse_ttl(text: &str) -> Result<Duration, String> {
-    let ttl = crate::config::parse_duration(text)?;
+    let ttl = crate::domain::time::parse_duration(text)?;
     if ttl < Duration::from_secs(1) {
         return Err("a lifetime is at least one second".into());
     }

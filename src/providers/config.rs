@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::parse_duration;
 use crate::domain::catalog::{CATALOG, find_action};
 use crate::domain::providers::{ProviderDirectory, ProviderEntry};
+use crate::domain::time::parse_duration;
 
 /// A secret from the configuration; never printed.
 #[derive(Clone, PartialEq, Eq)]
