@@ -37,7 +37,7 @@ use graphql::Services;
 use http::HttpState;
 use http::rate_limit::RateLimiter;
 use providers::Providers;
-use store::{Store, StoreOptions};
+use store::Store;
 
 /// Why the gateway could not start.
 pub type StartError = Box<dyn std::error::Error + Send + Sync>;
@@ -202,11 +202,7 @@ pub async fn connect_store(config: &Config) -> Result<Store, StartError> {
     if config.database_url.starts_with("sqlite:") {
         std::fs::create_dir_all(&config.data_dir)?;
     }
-    let options = StoreOptions {
-        max_connections: config.db_max_connections,
-        statement_timeout: config.statement_timeout,
-    };
-    Store::connect(&config.database_url, &options)
+    Store::connect(&config.database_url, &config.store)
         .await
         .map_err(|err| format!("connecting to the database: {err}").into())
 }

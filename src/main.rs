@@ -3,8 +3,11 @@
 
 use std::process::ExitCode;
 
-use actiongate::auth::dev::{TokenSpec, load_or_create_dev_secret, mint, parse_ttl, role_name};
-use actiongate::config::{Cli, Command, Config, LogFormat, TokenArgs};
+use actiongate::auth::dev::{
+    DEV_TENANT, TokenSpec, load_or_create_dev_secret, mint, parse_ttl, role_name,
+};
+use actiongate::config::Config;
+use actiongate::config::cli::{Cli, Command, LogFormat, TokenArgs};
 use actiongate::{App, StartError};
 use tracing_subscriber::EnvFilter;
 
@@ -52,7 +55,9 @@ async fn serve(config: Config) -> Result<(), StartError> {
     println!("actiongate is listening on http://{address}");
     println!("GraphiQL: http://{address}/");
     if let Some(token) = app.dev_token() {
-        println!("development token (tenant dev-tenant, read and write; pre-filled in GraphiQL):");
+        println!(
+            "development token (tenant {DEV_TENANT}, read and write; pre-filled in GraphiQL):"
+        );
         println!("{token}");
     }
     app.run_until_stopped(shutdown_signal()).await

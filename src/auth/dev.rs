@@ -19,6 +19,12 @@ use super::{READ_ROLE, READ_WRITE_ROLE};
 /// The file that holds the development secret, under the data directory.
 pub const DEV_SECRET_FILE: &str = "dev-jwt-secret";
 
+/// The tenant, app and user of the development token, and the defaults of
+/// `actiongate token`.
+pub const DEV_TENANT: &str = "dev-tenant";
+pub const DEV_APP: &str = "dev-app";
+pub const DEV_USER: &str = "dev-user";
+
 /// What a minted token says.
 #[derive(Debug, Clone)]
 pub struct TokenSpec {
@@ -36,9 +42,9 @@ impl TokenSpec {
     /// The token printed at start: tenant `dev-tenant`, read and write.
     pub fn development() -> TokenSpec {
         TokenSpec {
-            tenant: "dev-tenant".into(),
-            app: "dev-app".into(),
-            user: "dev-user".into(),
+            tenant: DEV_TENANT.into(),
+            app: DEV_APP.into(),
+            user: DEV_USER.into(),
             roles: vec![READ_WRITE_ROLE.into()],
             ttl: Duration::from_secs(24 * 3600),
             issuer: None,

@@ -31,6 +31,12 @@ use crate::store::{CANCELS_CHANNEL, EVENTS_CHANNEL, Store, StoredEvent};
 pub mod cursor;
 pub mod feed;
 
+/// Event batches kept in memory for subscribers that are behind, unless set.
+pub const DEFAULT_EVENT_BUFFER: usize = 1024;
+/// How many events a subscriber may fall behind before its subscription
+/// ends, unless set.
+pub const DEFAULT_SUBSCRIBER_MAX_LAG: u64 = 100_000;
+
 /// Events one read of the history takes at most.
 const PAGE: u64 = 1000;
 /// How often the relay and the tail look even when nothing woke them.

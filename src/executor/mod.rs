@@ -48,19 +48,24 @@ pub struct ExecutorOptions {
     pub shutdown_grace: Duration,
 }
 
+impl ExecutorOptions {
+    /// The defaults, also those of the command line.
+    pub const DEFAULT: ExecutorOptions = ExecutorOptions {
+        enabled: true,
+        concurrency: 64,
+        lease: Duration::from_secs(60),
+        max_attempts: 5,
+        provider_timeout: Duration::from_secs(15),
+        retry_base_delay: Duration::from_secs(1),
+        retry_max_delay: Duration::from_secs(300),
+        poll_interval: Duration::from_secs(1),
+        shutdown_grace: Duration::from_secs(10),
+    };
+}
+
 impl Default for ExecutorOptions {
     fn default() -> Self {
-        ExecutorOptions {
-            enabled: true,
-            concurrency: 64,
-            lease: Duration::from_secs(60),
-            max_attempts: 5,
-            provider_timeout: Duration::from_secs(15),
-            retry_base_delay: Duration::from_secs(1),
-            retry_max_delay: Duration::from_secs(300),
-            poll_interval: Duration::from_secs(1),
-            shutdown_grace: Duration::from_secs(10),
-        }
+        ExecutorOptions::DEFAULT
     }
 }
 

@@ -33,16 +33,21 @@ pub struct OperationLimits {
     pub max_directives_per_field: usize,
 }
 
+impl OperationLimits {
+    /// The defaults, also those of the command line.
+    pub const DEFAULT: OperationLimits = OperationLimits {
+        max_query_bytes: 16 * 1024,
+        max_depth: 12,
+        max_complexity: 5_000,
+        max_aliases: 30,
+        max_root_fields: 20,
+        max_directives_per_field: 5,
+    };
+}
+
 impl Default for OperationLimits {
     fn default() -> Self {
-        OperationLimits {
-            max_query_bytes: 16 * 1024,
-            max_depth: 12,
-            max_complexity: 5_000,
-            max_aliases: 30,
-            max_root_fields: 20,
-            max_directives_per_field: 5,
-        }
+        OperationLimits::DEFAULT
     }
 }
 

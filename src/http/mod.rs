@@ -63,15 +63,20 @@ pub struct HttpOptions {
     pub cors_origins: Vec<String>,
 }
 
+impl HttpOptions {
+    /// The defaults, also those of the command line.
+    pub const DEFAULT: HttpOptions = HttpOptions {
+        max_body_bytes: 1024 * 1024,
+        limits: OperationLimits::DEFAULT,
+        rate_limits: RateLimits::DEFAULT,
+        request_timeout: Duration::from_secs(30),
+        cors_origins: Vec::new(),
+    };
+}
+
 impl Default for HttpOptions {
     fn default() -> Self {
-        HttpOptions {
-            max_body_bytes: 1024 * 1024,
-            limits: OperationLimits::default(),
-            rate_limits: RateLimits::default(),
-            request_timeout: Duration::from_secs(30),
-            cors_origins: Vec::new(),
-        }
+        HttpOptions::DEFAULT
     }
 }
 

@@ -39,18 +39,23 @@ pub struct RateLimits {
     pub mutations: Rate,
 }
 
+impl RateLimits {
+    /// The defaults, also those of the command line.
+    pub const DEFAULT: RateLimits = RateLimits {
+        requests: Rate {
+            per_second: 200.0,
+            burst: 400.0,
+        },
+        mutations: Rate {
+            per_second: 100.0,
+            burst: 200.0,
+        },
+    };
+}
+
 impl Default for RateLimits {
     fn default() -> Self {
-        RateLimits {
-            requests: Rate {
-                per_second: 200.0,
-                burst: 400.0,
-            },
-            mutations: Rate {
-                per_second: 100.0,
-                burst: 200.0,
-            },
-        }
+        RateLimits::DEFAULT
     }
 }
 

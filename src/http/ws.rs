@@ -62,15 +62,20 @@ pub struct WsOptions {
     pub max_subscriptions: usize,
 }
 
+impl WsOptions {
+    /// The defaults, also those of the command line.
+    pub const DEFAULT: WsOptions = WsOptions {
+        init_timeout: Duration::from_secs(10),
+        ping_interval: Duration::from_secs(15),
+        max_connections: 20_000,
+        max_pending_connections: 1_000,
+        max_subscriptions: 100,
+    };
+}
+
 impl Default for WsOptions {
     fn default() -> Self {
-        WsOptions {
-            init_timeout: Duration::from_secs(10),
-            ping_interval: Duration::from_secs(15),
-            max_connections: 20_000,
-            max_pending_connections: 1_000,
-            max_subscriptions: 100,
-        }
+        WsOptions::DEFAULT
     }
 }
 

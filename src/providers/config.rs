@@ -117,6 +117,8 @@ struct RawProvider {
     severity: Option<String>,
 }
 
+/// The blocklist provider's directory under the data directory, unless set.
+const BLOCKLISTS_DIR: &str = "blocklists";
 const DEFENDER_API: &str = "https://api.securitycenter.microsoft.com";
 const DEFENDER_SCOPE: &str = "https://api.securitycenter.microsoft.com/.default";
 
@@ -128,7 +130,7 @@ impl ProvidersFile {
             providers: vec![ProviderConfig {
                 entry: ProviderEntry::blocklist_default(),
                 spec: ProviderSpec::Blocklist {
-                    directory: data_dir.join("blocklists"),
+                    directory: data_dir.join(BLOCKLISTS_DIR),
                 },
             }],
         }
@@ -209,7 +211,9 @@ fn parse_provider(raw: RawProvider, data_dir: &Path) -> Result<ProviderConfig, S
                     ("timeout", raw.timeout.is_some()),
                 ],
             )?;
-            let directory = raw.directory.unwrap_or_else(|| data_dir.join("blocklists"));
+            let directory = raw
+                .directory
+                .unwrap_or_else(|| data_dir.join(BLOCKLISTS_DIR));
             (ProviderSpec::Blocklist { directory }, "actiongate")
         }
         "webhook" => {

@@ -42,12 +42,17 @@ pub struct StoreOptions {
     pub statement_timeout: Duration,
 }
 
+impl StoreOptions {
+    /// The defaults, also those of the command line.
+    pub const DEFAULT: StoreOptions = StoreOptions {
+        max_connections: 16,
+        statement_timeout: Duration::from_secs(10),
+    };
+}
+
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions {
-            max_connections: 16,
-            statement_timeout: Duration::from_secs(10),
-        }
+        StoreOptions::DEFAULT
     }
 }
 

@@ -304,8 +304,8 @@ async fn hold_lock(app: &TestApp) -> sea_orm::DatabaseTransaction {
 async fn slow_database_work_ends_with_timeout_and_leaves_the_pool_usable(backend: Backend) {
     let app = TestApp::builder(backend.clone())
         .configure(|c| {
-            c.statement_timeout = Duration::from_millis(300);
-            c.db_max_connections = 4;
+            c.store.statement_timeout = Duration::from_millis(300);
+            c.store.max_connections = 4;
         })
         .spawn()
         .await;
@@ -335,9 +335,9 @@ async fn slow_database_work_ends_with_timeout_and_leaves_the_pool_usable(backend
     // The request deadline, shorter than the database's.
     let app = TestApp::builder(backend)
         .configure(|c| {
-            c.statement_timeout = Duration::from_secs(20);
+            c.store.statement_timeout = Duration::from_secs(20);
             c.http.request_timeout = Duration::from_millis(300);
-            c.db_max_connections = 4;
+            c.store.max_connections = 4;
         })
         .spawn()
         .await;

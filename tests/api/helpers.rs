@@ -219,7 +219,7 @@ impl TestAppBuilder {
         let mut config = Config::new(data_dir.path(), Some(database.url.clone()));
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.token_keys = TokenKeys::Secret(TEST_SECRET.into());
-        config.db_max_connections = 8;
+        config.store.max_connections = 8;
         // API tests look at actions as they were stored; tests of execution
         // turn the executor on with `with_executor`.
         config.executor.enabled = false;
