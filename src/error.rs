@@ -11,8 +11,9 @@ use std::fmt;
 
 use async_graphql::ErrorExtensions;
 
-/// The stable `extensions.code` values of the API.
+/// Every stable `extensions.code` a client can see, in one place.
 pub mod codes {
+    // Errors of resolvers: the variants of `AppError`.
     pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
     pub const FORBIDDEN: &str = "FORBIDDEN";
     pub const NOT_FOUND: &str = "NOT_FOUND";
@@ -22,6 +23,28 @@ pub mod codes {
     pub const INTERNAL_SERVER_ERROR: &str = "INTERNAL_SERVER_ERROR";
     pub const SUBSCRIBER_TOO_SLOW: &str = "SUBSCRIBER_TOO_SLOW";
     pub const TIMEOUT: &str = "TIMEOUT";
+
+    // A document that does not parse or validate.
+    pub const GRAPHQL_VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
+
+    // Operation limits, checked before anything executes.
+    pub const QUERY_TOO_LARGE: &str = "QUERY_TOO_LARGE";
+    pub const QUERY_TOO_DEEP: &str = "QUERY_TOO_DEEP";
+    pub const QUERY_TOO_COMPLEX: &str = "QUERY_TOO_COMPLEX";
+    pub const TOO_MANY_ALIASES: &str = "TOO_MANY_ALIASES";
+    pub const TOO_MANY_ROOT_FIELDS: &str = "TOO_MANY_ROOT_FIELDS";
+    pub const TOO_MANY_DIRECTIVES: &str = "TOO_MANY_DIRECTIVES";
+    pub const INTROSPECTION_DISABLED: &str = "INTROSPECTION_DISABLED";
+    pub const RATE_LIMITED: &str = "RATE_LIMITED";
+
+    // Requests refused by a transport before they reach GraphQL.
+    pub const BAD_REQUEST: &str = "BAD_REQUEST";
+    pub const BATCH_NOT_SUPPORTED: &str = "BATCH_NOT_SUPPORTED";
+    pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
+    pub const UNSUPPORTED_MEDIA_TYPE: &str = "UNSUPPORTED_MEDIA_TYPE";
+    pub const PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";
+    pub const TOO_MANY_CONNECTIONS: &str = "TOO_MANY_CONNECTIONS";
+    pub const TOO_MANY_SUBSCRIPTIONS: &str = "TOO_MANY_SUBSCRIPTIONS";
 }
 
 /// An error a request can end with.

@@ -109,8 +109,15 @@ impl App {
             subscriber_max_lag: config.subscriber_max_lag,
         });
         let schema = graphql::build_schema(services.clone(), config.introspection_enabled());
-        let state = HttpState {
+        let pipeline = graphql::Pipeline::new(
             schema,
+            services.clone(),
+            config.http.limits.clone(),
+            config.introspection_enabled(),
+            config.http.request_timeout,
+        );
+        let state = HttpState {
+            graphql: Arc::new(pipeline),
             services,
             auth,
             graphiql: http::graphiql_page(dev_token.as_deref()).into(),
@@ -118,10 +125,7 @@ impl App {
             ws_connections: Arc::new(AtomicUsize::new(0)),
             ws_pending: Arc::new(AtomicUsize::new(0)),
             stop: stop.clone(),
-            limits: Arc::new(config.http.limits.clone()),
             rate: Arc::new(RateLimiter::new(config.http.rate_limits)),
-            request_timeout: config.http.request_timeout,
-            introspection: config.introspection_enabled(),
         };
         let router = http::router(state, &config.http)?;
 

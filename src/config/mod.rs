@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use crate::events::{DEFAULT_EVENT_BUFFER, DEFAULT_SUBSCRIBER_MAX_LAG};
 use crate::executor::ExecutorOptions;
+use crate::graphql::limits::OperationLimits;
 use crate::http::HttpOptions;
-use crate::http::limits::OperationLimits;
 use crate::http::rate_limit::{Rate, RateLimits};
 use crate::http::ws::WsOptions;
 use crate::providers::config::ProvidersFile;

@@ -56,7 +56,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// the largest unit that gives a whole number.
 pub fn format_duration(duration: Duration) -> String {
     let millis = duration.as_millis();
-    let whole = |unit: u64| millis % u128::from(unit) == 0;
+    let whole = |unit: u64| millis.is_multiple_of(u128::from(unit));
     let (name, unit) = UNITS
         .iter()
         .find(|(_, unit)| whole(*unit) && millis / u128::from(*unit) < 100)

@@ -8,7 +8,9 @@ use async_graphql::Schema;
 
 pub mod connection;
 pub mod context;
+pub mod execute;
 pub mod inputs;
+pub mod limits;
 pub mod loaders;
 pub mod mutation;
 pub mod query;
@@ -16,6 +18,7 @@ pub mod subscription;
 pub mod types;
 
 pub use context::Services;
+pub use execute::Pipeline;
 
 /// The schema type of the gateway.
 pub type ActionSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;

@@ -7,55 +7,20 @@
 
 use std::collections::HashMap;
 
-use async_graphql::{ServerError, Value};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
-use uuid::Uuid;
 
 use super::HttpState;
-use super::admission::{Arrival, Refusal, admit};
+use super::admission::{admit, refusal_status};
 use crate::auth::Principal;
 use crate::error::codes;
-use crate::graphql::loaders::RequestLoaders;
+use crate::graphql::execute::{Arrival, GraphqlBody, Refusal, RequestId};
 
 /// The media type of the GraphQL-over-HTTP spec.
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
-
-/// The body of a GraphQL POST, per the GraphQL-over-HTTP spec.
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct GraphqlBody {
-    query: String,
-    #[serde(default)]
-    operation_name: Option<String>,
-    #[serde(default)]
-    variables: Option<async_graphql::Variables>,
-    #[serde(default)]
-    extensions: Option<async_graphql::Extensions>,
-}
-
-impl GraphqlBody {
-    pub(crate) fn into_request(self) -> async_graphql::Request {
-        let mut request = async_graphql::Request::new(self.query);
-        if let Some(name) = self.operation_name {
-            request = request.operation_name(name);
-        }
-        if let Some(variables) = self.variables {
-            request = request.variables(variables);
-        }
-        if let Some(extensions) = self.extensions {
-            request.extensions = extensions;
-        }
-        request
-    }
-}
-
-/// The id of one HTTP request, in logs and in `extensions.requestId`.
-#[derive(Clone, Copy, Debug)]
-pub struct RequestId(pub Uuid);
 
 /// `POST /graphql`
 pub async fn post(
@@ -63,14 +28,14 @@ pub async fn post(
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
-    let request_id = RequestId(Uuid::now_v7());
+    let request_id = RequestId::fresh();
     let span = tracing::info_span!("graphql", request_id = %request_id.0, method = "POST");
     async move {
         let format = ResponseFormat::from_accept(&headers);
         if !is_json_content_type(&headers) {
             return error_response(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "UNSUPPORTED_MEDIA_TYPE",
+                codes::UNSUPPORTED_MEDIA_TYPE,
                 "send the request as Content-Type: application/json",
                 request_id,
             );
@@ -80,7 +45,7 @@ pub async fn post(
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 return error_response(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    "PAYLOAD_TOO_LARGE",
+                    codes::PAYLOAD_TOO_LARGE,
                     "the request body is too large",
                     request_id,
                 );
@@ -88,7 +53,7 @@ pub async fn post(
             Err(_) => {
                 return error_response(
                     StatusCode::BAD_REQUEST,
-                    "BAD_REQUEST",
+                    codes::BAD_REQUEST,
                     "the request body could not be read",
                     request_id,
                 );
@@ -101,7 +66,7 @@ pub async fn post(
         if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
             return error_response(
                 StatusCode::BAD_REQUEST,
-                "BATCH_NOT_SUPPORTED",
+                codes::BATCH_NOT_SUPPORTED,
                 "send one operation per request; batches are not accepted",
                 request_id,
             );
@@ -111,7 +76,7 @@ pub async fn post(
             Err(_) => {
                 return error_response(
                     StatusCode::BAD_REQUEST,
-                    "BAD_REQUEST",
+                    codes::BAD_REQUEST,
                     "the body is not a GraphQL request: {\"query\": \"…\", \"variables\": {…}}",
                     request_id,
                 );
@@ -138,7 +103,7 @@ pub async fn get(
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    let request_id = RequestId(Uuid::now_v7());
+    let request_id = RequestId::fresh();
     let span = tracing::info_span!("graphql", request_id = %request_id.0, method = "GET");
     async move {
         let format = ResponseFormat::from_accept(&headers);
@@ -149,7 +114,7 @@ pub async fn get(
         let Some(query) = params.get("query") else {
             return error_response(
                 StatusCode::BAD_REQUEST,
-                "BAD_REQUEST",
+                codes::BAD_REQUEST,
                 "the query parameter 'query' is required",
                 request_id,
             );
@@ -164,7 +129,7 @@ pub async fn get(
                 Err(_) => {
                     return error_response(
                         StatusCode::BAD_REQUEST,
-                        "BAD_REQUEST",
+                        codes::BAD_REQUEST,
                         "'variables' is not a JSON object",
                         request_id,
                     );
@@ -204,15 +169,10 @@ async fn execute(
     request_id: RequestId,
     arrival: Arrival,
 ) -> Response {
-    if let Err(refusal) = admit(state, &principal, &mut request, arrival).map(|_| ()) {
+    if let Err(refusal) = admit(state, &principal, &mut request, arrival) {
         return refusal_response(&refusal, request_id);
     }
-    let loaders = RequestLoaders::new(&state.services.store, &principal.tenant_id);
-    let request = request.data(principal).data(loaders).data(request_id);
-    let Ok(mut response) =
-        tokio::time::timeout(state.request_timeout, state.schema.execute(request)).await
-    else {
-        tracing::warn!(timeout = ?state.request_timeout, "request deadline passed");
+    let Ok(executed) = state.graphql.execute(request, principal, request_id).await else {
         return error_response(
             StatusCode::GATEWAY_TIMEOUT,
             codes::TIMEOUT,
@@ -220,15 +180,11 @@ async fn execute(
             request_id,
         );
     };
-    let request_failed = response.data == Value::Null && !response.errors.is_empty();
-    for error in &mut response.errors {
-        label_error(error, request_failed, request_id);
-    }
     let status = match format {
-        ResponseFormat::GraphqlResponseJson if request_failed => StatusCode::BAD_REQUEST,
+        ResponseFormat::GraphqlResponseJson if executed.failed => StatusCode::BAD_REQUEST,
         _ => StatusCode::OK,
     };
-    let body = match serde_json::to_vec(&response) {
+    let body = match serde_json::to_vec(&executed.response) {
         Ok(body) => body,
         Err(_) => {
             return error_response(
@@ -245,28 +201,6 @@ async fn execute(
         HeaderValue::from_static(format.content_type()),
     );
     http.with_request_id(request_id)
-}
-
-/// Gives every error a stable code: errors from resolvers carry theirs; the
-/// rest come from parsing or validating the document (or its variables).
-/// Internal errors also carry the request id, to find their log lines.
-pub(crate) fn label_error(error: &mut ServerError, request_failed: bool, request_id: RequestId) {
-    let extensions = error.extensions.get_or_insert_with(Default::default);
-    let code = match extensions.get("code") {
-        Some(Value::String(code)) => code.clone(),
-        _ => {
-            let code = if request_failed {
-                "GRAPHQL_VALIDATION_FAILED"
-            } else {
-                codes::BAD_USER_INPUT
-            };
-            extensions.set("code", code);
-            code.to_owned()
-        }
-    };
-    if code == codes::INTERNAL_SERVER_ERROR {
-        extensions.set("requestId", request_id.0.to_string());
-    }
 }
 
 fn is_json_content_type(headers: &HeaderMap) -> bool {
@@ -318,14 +252,15 @@ impl ResponseFormat {
 
 /// The response to a refused operation.
 fn refusal_response(refusal: &Refusal, request_id: RequestId) -> Response {
-    let mut response = error_response(refusal.status, refusal.code, &refusal.message, request_id);
+    let status = refusal_status(refusal);
+    let mut response = error_response(status, refusal.code, &refusal.message, request_id);
     if let Some(wait) = refusal.retry_after {
         let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
         if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
     }
-    if refusal.status == StatusCode::METHOD_NOT_ALLOWED {
+    if status == StatusCode::METHOD_NOT_ALLOWED {
         response
             .headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("POST"));

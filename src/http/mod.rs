@@ -15,20 +15,20 @@ use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::Authenticator;
-use crate::graphql::{ActionSchema, Services};
-use limits::OperationLimits;
+use crate::graphql::limits::OperationLimits;
+use crate::graphql::{Pipeline, Services};
 use rate_limit::{RateLimiter, RateLimits};
 
 pub mod admission;
 pub mod graphql;
-pub mod limits;
 pub mod rate_limit;
 pub mod ws;
 
 /// What the handlers share.
 #[derive(Clone)]
 pub struct HttpState {
-    pub schema: ActionSchema,
+    /// The GraphQL API: what both transports run operations through.
+    pub graphql: Arc<Pipeline>,
     pub services: Arc<Services>,
     pub auth: Arc<Authenticator>,
     /// The GraphiQL page, rendered once.
@@ -40,12 +40,7 @@ pub struct HttpState {
     pub ws_pending: Arc<AtomicUsize>,
     /// Canceled when the gateway stops: WebSocket connections close then.
     pub stop: CancellationToken,
-    pub limits: Arc<OperationLimits>,
     pub rate: Arc<RateLimiter>,
-    /// The deadline of one request.
-    pub request_timeout: Duration,
-    /// Whether `__schema` and `__type` may be asked for.
-    pub introspection: bool,
 }
 
 /// Settings of the HTTP surface.

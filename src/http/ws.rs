@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use async_graphql::Value as GqlValue;
+use async_graphql::parser::types::OperationType;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::StatusCode;
@@ -28,12 +28,11 @@ use tracing::{Instrument, debug, info_span};
 use uuid::Uuid;
 
 use super::HttpState;
-use super::admission::{Arrival, admit};
-use super::graphql::{GraphqlBody, RequestId, error_response, label_error};
+use super::admission::admit;
+use super::graphql::error_response;
 use crate::auth::Principal;
 use crate::error::codes;
-use crate::graphql::loaders::RequestLoaders;
-use async_graphql::parser::types::OperationType;
+use crate::graphql::execute::{Arrival, DeadlinePassed, GraphqlBody, RequestId};
 
 /// The subprotocol of the `graphql-ws` library.
 const TRANSPORT_WS: &str = "graphql-transport-ws";
@@ -103,9 +102,9 @@ pub async fn upgrade(State(state): State<HttpState>, ws: WebSocketUpgrade) -> Re
     if open >= state.ws.max_connections || pending >= state.ws.max_pending_connections {
         return error_response(
             StatusCode::SERVICE_UNAVAILABLE,
-            "TOO_MANY_CONNECTIONS",
+            codes::TOO_MANY_CONNECTIONS,
             "the gateway holds as many WebSocket connections as it allows; try again later",
-            RequestId(Uuid::now_v7()),
+            RequestId::fresh(),
         );
     }
     ws.protocols([TRANSPORT_WS, LEGACY_WS])
@@ -357,7 +356,7 @@ impl Connection {
                     self.send(error_message(
                         self.protocol,
                         &id,
-                        "BAD_REQUEST",
+                        codes::BAD_REQUEST,
                         "a subscription with this id is running",
                     ))
                     .await;
@@ -371,7 +370,7 @@ impl Connection {
                     self.send(error_message(
                         self.protocol,
                         &id,
-                        "TOO_MANY_SUBSCRIPTIONS",
+                        codes::TOO_MANY_SUBSCRIPTIONS,
                         &text,
                     ))
                     .await;
@@ -382,7 +381,7 @@ impl Connection {
                     self.send(error_message(
                         self.protocol,
                         &id,
-                        "BAD_REQUEST",
+                        codes::BAD_REQUEST,
                         "the payload is not a GraphQL request",
                     ))
                     .await;
@@ -437,40 +436,31 @@ async fn run_operation(
     principal: Principal,
     outbox: mpsc::Sender<String>,
 ) -> String {
-    let request_id = RequestId(Uuid::now_v7());
-    let loaders = RequestLoaders::new(&state.services.store, &principal.tenant_id);
-    let request = request.data(principal).data(loaders).data(request_id);
-    let mut responses = state.schema.execute_stream(request);
+    let mut responses = std::pin::pin!(state.graphql.execute_stream(
+        request,
+        principal,
+        RequestId::fresh(),
+        kind
+    ));
     let mut first = true;
-    // A query or mutation has the request deadline; a subscription waits for
-    // events as long as it lives.
-    let deadline = (kind != Some(OperationType::Subscription)).then_some(state.request_timeout);
-    loop {
-        let next = match deadline {
-            Some(limit) => match tokio::time::timeout(limit, responses.next()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    let timeout = error_message(
-                        protocol,
-                        &id,
-                        codes::TIMEOUT,
-                        "the operation took longer than the gateway allows and was stopped",
-                    );
-                    let _ = outbox.send(timeout.to_string()).await;
-                    return id;
-                }
-            },
-            None => responses.next().await,
+    while let Some(next) = responses.next().await {
+        let executed = match next {
+            Ok(executed) => executed,
+            Err(DeadlinePassed) => {
+                let timeout = error_message(
+                    protocol,
+                    &id,
+                    codes::TIMEOUT,
+                    "the operation took longer than the gateway allows and was stopped",
+                );
+                let _ = outbox.send(timeout.to_string()).await;
+                return id;
+            }
         };
-        let Some(mut response) = next else { break };
-        let request_failed = response.data == GqlValue::Null && !response.errors.is_empty();
-        for error in &mut response.errors {
-            label_error(error, request_failed, request_id);
-        }
-        let message = if first && request_failed {
+        let message = if first && executed.failed {
             // The operation could not start: an error message, and no complete.
             let _ = outbox
-                .send(envelope(protocol, "error", &id, &response.errors))
+                .send(envelope(protocol, "error", &id, &executed.response.errors))
                 .await;
             return id;
         } else {
@@ -480,7 +470,7 @@ async fn run_operation(
             };
             // Serialised straight from the response: one event goes to many
             // subscribers, so no intermediate JSON tree per delivery.
-            envelope(protocol, kind, &id, &response)
+            envelope(protocol, kind, &id, &executed.response)
         };
         first = false;
         if outbox.send(message).await.is_err() {

@@ -1,7 +1,7 @@
 //! Operation limits: what a document may ask before anything executes.
 //!
-//! Checked on the parsed document of every HTTP request and WebSocket
-//! operation: text size, depth, complexity (list fields weighted by their
+//! Checked by the request pipeline (`graphql::execute`) on the parsed document
+//! of every operation, over HTTP or WebSocket: text size, depth, complexity (list fields weighted by their
 //! `first` / `last`), aliases, root fields and directives per field. Each has its
 //! own `extensions.code`. Introspection fields (`__schema`, `__type`) count for
 //! aliases and directives but not for depth or complexity, so GraphiQL's own
@@ -14,6 +14,7 @@ use async_graphql::parser::types::{ExecutableDocument, Field, Selection, Selecti
 use async_graphql::{Name, Value};
 
 use crate::domain::page::DEFAULT_PAGE_SIZE;
+use crate::error::codes;
 
 /// The limits, each a setting.
 #[derive(Debug, Clone)]
@@ -68,7 +69,7 @@ impl LimitExceeded {
 pub fn check_size(query: &str, limits: &OperationLimits) -> Result<(), LimitExceeded> {
     if query.len() > limits.max_query_bytes {
         return Err(LimitExceeded::new(
-            "QUERY_TOO_LARGE",
+            codes::QUERY_TOO_LARGE,
             format!(
                 "the query is {} bytes; at most {} are accepted",
                 query.len(),
@@ -109,7 +110,7 @@ pub fn check_document(
         let root_fields = walk.count_root_fields(root);
         if root_fields > limits.max_root_fields {
             return Err(LimitExceeded::new(
-                "TOO_MANY_ROOT_FIELDS",
+                codes::TOO_MANY_ROOT_FIELDS,
                 format!(
                     "the operation has {root_fields} root fields; at most {} are accepted",
                     limits.max_root_fields
@@ -119,7 +120,7 @@ pub fn check_document(
         let measured = walk.measure(root, 1, 1)?;
         if measured.depth > limits.max_depth {
             return Err(LimitExceeded::new(
-                "QUERY_TOO_DEEP",
+                codes::QUERY_TOO_DEEP,
                 format!(
                     "the operation nests {} deep; at most {} is accepted",
                     measured.depth, limits.max_depth
@@ -128,7 +129,7 @@ pub fn check_document(
         }
         if measured.complexity > limits.max_complexity {
             return Err(LimitExceeded::new(
-                "QUERY_TOO_COMPLEX",
+                codes::QUERY_TOO_COMPLEX,
                 format!(
                     "the operation's complexity is {}; at most {} is accepted (list fields count once per item their first/last allows)",
                     measured.complexity, limits.max_complexity
@@ -293,7 +294,7 @@ impl Walk<'_> {
         self.aliases = self.aliases.saturating_add(more);
         if self.aliases > self.limits.max_aliases {
             return Err(LimitExceeded::new(
-                "TOO_MANY_ALIASES",
+                codes::TOO_MANY_ALIASES,
                 format!(
                     "the operation has more than {} aliases",
                     self.limits.max_aliases
@@ -314,7 +315,7 @@ impl Walk<'_> {
         }
         if field.directives.len() > self.limits.max_directives_per_field {
             return Err(LimitExceeded::new(
-                "TOO_MANY_DIRECTIVES",
+                codes::TOO_MANY_DIRECTIVES,
                 format!(
                     "field '{}' has {} directives; at most {} are accepted",
                     field.name.node,

@@ -1,0 +1,273 @@
+//! The one request pipeline of the GraphQL API, whatever carries it: check an
+//! operation before anything runs (size, method, operation limits,
+//! introspection), run it with the caller and per-request loaders attached,
+//! within the request deadline, and give every error a stable
+//! `extensions.code`.
+//!
+//! `http::graphql` (POST and GET `/graphql`) and `http::ws` (each WebSocket
+//! operation) are its two transports; they add what is theirs (reading the
+//! request, the caller's rate limits, the response format).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::{Request, Response, ServerError, Value};
+use futures_util::{Stream, StreamExt};
+use uuid::Uuid;
+
+use super::limits::{
+    LimitExceeded, OperationLimits, asks_for_introspection, check_document, check_size,
+};
+use super::loaders::RequestLoaders;
+use super::{ActionSchema, Services};
+use crate::auth::Principal;
+use crate::error::codes;
+
+/// A GraphQL request as JSON: the body of a POST (per the GraphQL-over-HTTP
+/// spec) and the payload of a WebSocket `subscribe`.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GraphqlBody {
+    query: String,
+    #[serde(default)]
+    operation_name: Option<String>,
+    #[serde(default)]
+    variables: Option<async_graphql::Variables>,
+    #[serde(default)]
+    extensions: Option<async_graphql::Extensions>,
+}
+
+impl GraphqlBody {
+    pub fn into_request(self) -> Request {
+        let mut request = Request::new(self.query);
+        if let Some(name) = self.operation_name {
+            request = request.operation_name(name);
+        }
+        if let Some(variables) = self.variables {
+            request = request.variables(variables);
+        }
+        if let Some(extensions) = self.extensions {
+            request.extensions = extensions;
+        }
+        request
+    }
+}
+
+/// The id of one request (or WebSocket operation), in logs and in the
+/// `extensions.requestId` of internal errors.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestId(pub Uuid);
+
+impl RequestId {
+    /// A new id, unique and rising in time.
+    pub fn fresh() -> RequestId {
+        RequestId(Uuid::now_v7())
+    }
+}
+
+/// How an operation arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    Post,
+    Get,
+    WebSocket,
+}
+
+/// Why an operation may not run.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+    /// For `RATE_LIMITED`: when to try again.
+    pub retry_after: Option<Duration>,
+}
+
+impl Refusal {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+}
+
+impl From<LimitExceeded> for Refusal {
+    fn from(exceeded: LimitExceeded) -> Refusal {
+        Refusal::new(exceeded.code, exceeded.message)
+    }
+}
+
+/// A response whose errors all carry a code.
+pub struct Executed {
+    pub response: Response,
+    /// Whether the operation could not run at all (no data, only errors): a
+    /// document that does not parse or validate, or a resolver error at the root.
+    pub failed: bool,
+}
+
+/// The operation was still running at the request deadline and was stopped.
+#[derive(Debug)]
+pub struct DeadlinePassed;
+
+/// The schema with the checks and the deadline every operation runs under.
+pub struct Pipeline {
+    schema: ActionSchema,
+    services: Arc<Services>,
+    limits: OperationLimits,
+    /// Whether `__schema` and `__type` may be asked for.
+    introspection: bool,
+    /// The deadline of a query or mutation (a subscription's lives on).
+    request_timeout: Duration,
+}
+
+impl Pipeline {
+    pub fn new(
+        schema: ActionSchema,
+        services: Arc<Services>,
+        limits: OperationLimits,
+        introspection: bool,
+        request_timeout: Duration,
+    ) -> Pipeline {
+        Pipeline {
+            schema,
+            services,
+            limits,
+            introspection,
+            request_timeout,
+        }
+    }
+
+    /// Checks `request` before anything runs: the size of its text, the
+    /// method (no mutation or subscription over GET), the operation limits and
+    /// introspection. Returns the type of the operation that will run, when
+    /// the document parses and names one; a document that does not parse is
+    /// left to execution, which reports it.
+    pub fn check(
+        &self,
+        request: &mut Request,
+        arrival: Arrival,
+    ) -> Result<Option<OperationType>, Refusal> {
+        check_size(&request.query, &self.limits)?;
+        let operation_name = request.operation_name.clone();
+        let variables = request.variables.clone();
+        let Ok(document) = request.parsed_query() else {
+            return Ok(None);
+        };
+        let selected = match &document.operations {
+            DocumentOperations::Single(op) => Some(op.node.ty),
+            DocumentOperations::Multiple(ops) => match &operation_name {
+                Some(name) => ops.get(name.as_str()).map(|op| op.node.ty),
+                None if ops.len() == 1 => ops.values().next().map(|op| op.node.ty),
+                None => None,
+            },
+        };
+        if arrival == Arrival::Get
+            && matches!(
+                selected,
+                Some(OperationType::Mutation | OperationType::Subscription)
+            )
+        {
+            return Err(Refusal::new(
+                codes::METHOD_NOT_ALLOWED,
+                "mutations and subscriptions are not accepted over GET: use POST (or the WebSocket for subscriptions)",
+            ));
+        }
+        check_document(document, &variables, &self.limits)?;
+        if !self.introspection && asks_for_introspection(document) {
+            return Err(Refusal::new(
+                codes::INTROSPECTION_DISABLED,
+                "introspection is turned off on this gateway (--introspection)",
+            ));
+        }
+        Ok(selected)
+    }
+
+    /// Runs a checked request to its one response, within the deadline.
+    pub async fn execute(
+        &self,
+        request: Request,
+        principal: Principal,
+        request_id: RequestId,
+    ) -> Result<Executed, DeadlinePassed> {
+        let request = self.attach(request, principal, request_id);
+        match tokio::time::timeout(self.request_timeout, self.schema.execute(request)).await {
+            Ok(response) => Ok(label(response, request_id)),
+            Err(_) => {
+                tracing::warn!(timeout = ?self.request_timeout, "request deadline passed");
+                Err(DeadlinePassed)
+            }
+        }
+    }
+
+    /// Runs a checked request of type `kind` as a stream of responses: one
+    /// for a query or mutation, which has the deadline; one per event for a
+    /// subscription, which waits for events as long as it lives.
+    pub fn execute_stream(
+        &self,
+        request: Request,
+        principal: Principal,
+        request_id: RequestId,
+        kind: Option<OperationType>,
+    ) -> impl Stream<Item = Result<Executed, DeadlinePassed>> + Send + 'static {
+        let mut responses = self
+            .schema
+            .execute_stream(self.attach(request, principal, request_id));
+        let deadline = (kind != Some(OperationType::Subscription)).then_some(self.request_timeout);
+        async_stream::stream! {
+            loop {
+                let next = match deadline {
+                    Some(limit) => match tokio::time::timeout(limit, responses.next()).await {
+                        Ok(next) => next,
+                        Err(_) => {
+                            tracing::warn!(timeout = ?limit, "request deadline passed");
+                            yield Err(DeadlinePassed);
+                            return;
+                        }
+                    },
+                    None => responses.next().await,
+                };
+                let Some(response) = next else { return };
+                yield Ok(label(response, request_id));
+            }
+        }
+    }
+
+    /// Attaches what resolvers need of this request: the caller, loaders
+    /// scoped to the caller's tenant, and the request id.
+    fn attach(&self, request: Request, principal: Principal, request_id: RequestId) -> Request {
+        let loaders = RequestLoaders::new(&self.services.store, &principal.tenant_id);
+        request.data(principal).data(loaders).data(request_id)
+    }
+}
+
+fn label(mut response: Response, request_id: RequestId) -> Executed {
+    let failed = response.data == Value::Null && !response.errors.is_empty();
+    for error in &mut response.errors {
+        label_error(error, failed, request_id);
+    }
+    Executed { response, failed }
+}
+
+/// Gives every error a stable code: errors from resolvers carry theirs; the
+/// rest come from parsing or validating the document (or its variables).
+/// Internal errors also carry the request id, to find their log lines.
+fn label_error(error: &mut ServerError, request_failed: bool, request_id: RequestId) {
+    let extensions = error.extensions.get_or_insert_with(Default::default);
+    let code = match extensions.get("code") {
+        Some(Value::String(code)) => code.clone(),
+        _ => {
+            let code = if request_failed {
+                codes::GRAPHQL_VALIDATION_FAILED
+            } else {
+                codes::BAD_USER_INPUT
+            };
+            extensions.set("code", code);
+            code.to_owned()
+        }
+    };
+    if code == codes::INTERNAL_SERVER_ERROR {
+        extensions.set("requestId", request_id.0.to_string());
+    }
+}
