@@ -49,7 +49,6 @@ pub struct App {
     router: axum::Router,
     store: Store,
     executor: Executor,
-    executor_handle: ExecutorHandle,
     events: EventHub,
     /// Canceled when the gateway stops (or its future is dropped).
     stop: CancellationToken,
@@ -138,7 +137,6 @@ impl App {
             router,
             store,
             executor,
-            executor_handle: handle,
             events,
             stop,
             dev_token,
@@ -191,10 +189,10 @@ impl App {
             events_stop.cancel();
             result
         };
-        let ((served, ()), ()) = tokio::join!(
+        let ((served, ()), (), ()) = tokio::join!(
             serve_and_execute,
-            self.events
-                .run(events_stop.clone(), self.executor_handle.clone())
+            self.events.run(events_stop.clone()),
+            self.store.listen_for_notices(&events_stop),
         );
         self.store.close().await;
         Ok(served?)

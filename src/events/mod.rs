@@ -1,14 +1,14 @@
 //! Event fan-out: status changes from the state history to subscribers.
 //!
-//! Three loops run in every process:
+//! Two loops run in every process:
 //! - the **relay** numbers committed state rows in commit order (see
 //!   `store::events`) as soon as a local commit appended some, and at least
 //!   every second for rows a crashed replica left unnumbered;
 //! - the **tail** reads numbered events after the last one it published and
-//!   publishes them, as batches, on an in-process broadcast channel;
-//! - on PostgreSQL, the **listener** `LISTEN`s for the cursors other replicas'
-//!   relays `NOTIFY`, and wakes the tail; when its connection drops it
-//!   reconnects and the tail catches up from its cursor.
+//!   publishes them, as batches, on an in-process broadcast channel. It wakes
+//!   when the relay numbered events here, when another replica announced some
+//!   (`store::notify`, PostgreSQL `LISTEN`; after a dropped connection it
+//!   catches up from its cursor), and at least every second.
 //!
 //! Subscribers ([`feed::watch`]) take their tenant's events from the broadcast,
 //! and from the database when they resume from a cursor or fall behind.
@@ -20,13 +20,12 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, OnceCell, broadcast};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 use uuid::Uuid;
 
 use crate::domain::action::{Action, Parameter, StateChange};
 use crate::error::{AppError, DisplayChain};
-use crate::executor::ExecutorHandle;
-use crate::store::{CANCELS_CHANNEL, EVENTS_CHANNEL, Store, StoredEvent};
+use crate::store::{Store, StoredEvent};
 
 pub mod cursor;
 pub mod feed;
@@ -160,16 +159,9 @@ impl EventHub {
         self.inner.wake.notify_one();
     }
 
-    /// Runs the relay, the tail and (on PostgreSQL) the listener until `stop`.
-    /// The listener also hears of cancels made on other replicas and tells
-    /// `executor`, so an attempt running here stops at once.
-    pub async fn run(self, stop: CancellationToken, executor: ExecutorHandle) {
-        let listener = async {
-            if let Some(pool) = self.inner.store.postgres_pool().cloned() {
-                listen(&self, pool, &stop, &executor).await;
-            }
-        };
-        tokio::join!(relay(&self, &stop), tail(&self, &stop), listener);
+    /// Runs the relay and the tail until `stop`.
+    pub async fn run(self, stop: CancellationToken) {
+        tokio::join!(relay(&self, &stop), tail(&self, &stop));
     }
 }
 
@@ -238,69 +230,8 @@ async fn tail(hub: &EventHub, stop: &CancellationToken) {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = hub.inner.wake.notified() => {}
+            _ = store.events_announced() => {}
             _ = tokio::time::sleep(FALLBACK_INTERVAL) => {}
-        }
-    }
-}
-
-/// Wakes the tail on every cursor another replica announces; reconnects when
-/// the listening connection drops, and then has the tail catch up.
-async fn listen(
-    hub: &EventHub,
-    pool: sqlx::PgPool,
-    stop: &CancellationToken,
-    executor: &ExecutorHandle,
-) {
-    let mut delay = Duration::from_millis(100);
-    while !stop.is_cancelled() {
-        let connected = async {
-            let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
-            listener
-                .listen_all([EVENTS_CHANNEL, CANCELS_CHANNEL])
-                .await?;
-            Ok::<_, sqlx::Error>(listener)
-        }
-        .await;
-        let mut listener = match connected {
-            Ok(listener) => listener,
-            Err(err) => {
-                warn!(error = %err, ?delay, "LISTEN failed; retrying");
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(delay) => {}
-                }
-                delay = (delay * 2).min(Duration::from_secs(10));
-                continue;
-            }
-        };
-        info!(
-            channel = EVENTS_CHANNEL,
-            "listening for events of other replicas"
-        );
-        delay = Duration::from_millis(100);
-        // Whatever was announced while not listening is read by cursor.
-        hub.wake();
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                notification = listener.try_recv() => match notification {
-                    Ok(Some(notification)) if notification.channel() == CANCELS_CHANNEL => {
-                        if let Ok(id) = notification.payload().parse::<Uuid>() {
-                            executor.cancel_requested(id);
-                        }
-                    }
-                    Ok(Some(_)) => hub.wake(),
-                    Ok(None) => {
-                        warn!("the LISTEN connection dropped; reconnecting");
-                        hub.wake();
-                        break;
-                    }
-                    Err(err) => {
-                        warn!(error = %err, "the LISTEN connection failed; reconnecting");
-                        break;
-                    }
-                },
-            }
         }
     }
 }

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Notify;
+use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -91,12 +92,16 @@ impl ExecutorHandle {
 
     /// A cancel of `id` was recorded: stop its attempt if it runs here.
     pub fn cancel_requested(&self, id: Uuid) {
+        self.stop_attempt(id);
+        self.wake();
+    }
+
+    /// Stops the attempt at `id`, if one runs here.
+    fn stop_attempt(&self, id: Uuid) {
         let running = self.inner.running.lock().expect("running attempts");
         if let Some((_, token)) = running.get(&id) {
             token.cancel();
         }
-        drop(running);
-        self.wake();
     }
 
     fn register(&self, id: Uuid, lease: i64) -> CancellationToken {
@@ -127,6 +132,8 @@ struct Context {
 pub struct Executor {
     context: Arc<Context>,
     owner: String,
+    /// Cancels recorded by other replicas (`store::notify`).
+    cancels: broadcast::Receiver<Uuid>,
 }
 
 impl Executor {
@@ -137,6 +144,7 @@ impl Executor {
         handle: ExecutorHandle,
     ) -> Executor {
         let owner = format!("{}-{}", std::process::id(), Uuid::new_v4().simple());
+        let cancels = store.cancels_announced();
         Executor {
             context: Arc::new(Context {
                 store,
@@ -145,12 +153,13 @@ impl Executor {
                 handle,
             }),
             owner,
+            cancels,
         }
     }
 
     /// Runs until `stop` is canceled, then shuts down gracefully. Dropping the
     /// future instead (the process dies) leaves the leases to expire.
-    pub async fn run(self, stop: CancellationToken) {
+    pub async fn run(mut self, stop: CancellationToken) {
         let options = &self.context.options;
         if !options.enabled {
             stop.cancelled().await;
@@ -159,6 +168,7 @@ impl Executor {
         info!(owner = %self.owner, concurrency = options.concurrency, "executor started");
         let mut workers = JoinSet::new();
         let mut housekeeping = tokio::time::interval(Duration::from_secs(30));
+        let mut cancels_open = true;
         while !stop.is_cancelled() {
             while workers.try_join_next().is_some() {}
             let free = options.concurrency.saturating_sub(workers.len());
@@ -187,6 +197,15 @@ impl Executor {
                 Some(_) = workers.join_next(), if !workers.is_empty() => {}
                 _ = tokio::time::sleep(options.poll_interval) => {}
                 _ = housekeeping.tick() => self.context.providers.maintain().await,
+                cancel = self.cancels.recv(), if cancels_open => match cancel {
+                    // The claim at the top of the loop takes up the revert
+                    // once the stopped attempt hands it over.
+                    Ok(id) => self.context.handle.stop_attempt(id),
+                    Err(RecvError::Lagged(missed)) => {
+                        warn!(missed, "cancel notices were missed; their attempts see the cancel when they end");
+                    }
+                    Err(RecvError::Closed) => cancels_open = false,
+                },
             }
         }
         let in_flight = workers.len();

@@ -2,21 +2,18 @@
 //! stop and revert what has.
 
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use tracing::instrument;
 use uuid::Uuid;
 
 use super::Store;
 use super::entities::action;
+use super::notify::{CANCELS_CHANNEL, announce};
 use super::transition::{Transition, WORK_REVERT};
 use crate::domain::action::{Action, Actor};
 use crate::domain::status::ActionStatus;
 use crate::domain::time::{self, to_micros};
 use crate::error::AppError;
-
-/// The PostgreSQL channel on which a cancel of a started action is announced,
-/// so the replica running its attempt stops it at once.
-pub const CANCELS_CHANNEL: &str = "actiongate_cancels";
 
 /// What a cancel did.
 #[derive(Debug)]
@@ -103,15 +100,8 @@ impl Store {
                         .exec(self.connection())
                         .await?;
                     if result.rows_affected == 1 {
-                        if self.backend() == DbBackend::Postgres {
-                            self.connection()
-                                .execute_raw(Statement::from_sql_and_values(
-                                    DbBackend::Postgres,
-                                    "SELECT pg_notify($1, $2)",
-                                    [CANCELS_CHANNEL.into(), id.to_string().into()],
-                                ))
-                                .await?;
-                        }
+                        // The replica running the attempt stops it at once.
+                        announce(self.connection(), CANCELS_CHANNEL, id.to_string()).await?;
                         return Ok(CancelOutcome::Requested(self.reload(actor, id).await?));
                     }
                 }

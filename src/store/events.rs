@@ -13,17 +13,15 @@
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Statement,
 };
 use tracing::instrument;
 
 use super::Store;
 use super::entities::state;
+use super::notify::{EVENTS_CHANNEL, announce};
 use crate::domain::action::StateChange;
 use crate::error::AppError;
 
-/// The PostgreSQL channel on which the relay announces the newest cursor.
-pub const EVENTS_CHANNEL: &str = "actiongate_events";
 /// Rows one relay transaction numbers at most.
 const NUMBER_BATCH: u64 = 5000;
 /// The advisory lock that makes relays on several replicas take turns.
@@ -76,14 +74,7 @@ impl Store {
             return Ok(None);
         }
         let head = max_seq(&txn).await?;
-        if backend == DbBackend::Postgres {
-            txn.execute_raw(Statement::from_sql_and_values(
-                backend,
-                "SELECT pg_notify($1, $2)",
-                [EVENTS_CHANNEL.into(), head.to_string().into()],
-            ))
-            .await?;
-        }
+        announce(&txn, EVENTS_CHANNEL, head.to_string()).await?;
         txn.commit().await?;
         Ok(Some(head))
     }

@@ -22,15 +22,15 @@ mod cancel;
 pub(crate) mod entities;
 mod events;
 mod filter_sql;
+mod notify;
 mod rows;
 mod sql;
 mod transition;
 mod work;
 
 pub use actions::{ActionPage, Invoked, Side};
-pub use cancel::CANCELS_CHANNEL;
 pub use cancel::CancelOutcome;
-pub use events::{EVENTS_CHANNEL, StoredEvent};
+pub use events::StoredEvent;
 pub use work::{AfterWork, Claim, Lease, Work};
 
 /// Settings of the connection pool.
@@ -64,6 +64,8 @@ pub struct Store {
     /// Signalled after every commit that appended state rows, so the event
     /// relay numbers them at once.
     states_appended: Arc<Notify>,
+    /// What other replicas announced (PostgreSQL).
+    notices: Arc<notify::Notices>,
 }
 
 impl Store {
@@ -100,6 +102,7 @@ impl Store {
             db,
             queries,
             states_appended: Arc::new(Notify::new()),
+            notices: Arc::new(notify::Notices::new()),
         })
     }
 
