@@ -17,20 +17,22 @@ use tracing::info;
 
 use crate::error::AppError;
 
-mod actions;
 mod cancel;
 pub(crate) mod entities;
 mod events;
 mod filter_sql;
+mod invoke;
 mod notify;
+mod read;
 mod rows;
 mod sql;
 mod transition;
 mod work;
 
-pub use actions::{ActionPage, Invoked, Side};
 pub use cancel::CancelOutcome;
 pub use events::StoredEvent;
+pub use invoke::Invoked;
+pub use read::{ActionPage, Side};
 pub use work::{AfterWork, Claim, Lease, Work};
 
 /// Settings of the connection pool.

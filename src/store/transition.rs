@@ -4,6 +4,19 @@
 //! The update names the status it expects (`WHERE status = <from>`), and a
 //! worker's lease token when a worker makes it; unless exactly one row changes,
 //! nothing is appended and the caller learns that someone else moved first.
+//! The domain's status machine (`ActionStatus::can_become`) is checked first.
+//!
+//! Every status change goes through [`Transition`] but one: the claim
+//! (`store::work`) moves a whole batch of due actions `NotStarted → Running`
+//! in one update, for throughput. It keeps the same rules by other means: it
+//! runs under the claim's lock (`FOR UPDATE SKIP LOCKED`, or SQLite's write
+//! lock), its update changes the status only where it still is `NotStarted`
+//! with work `execute`, and in the same transaction it appends, through
+//! [`state_row`], a state row for exactly the rows it read as `NotStarted`.
+//! Storing a new action (`store::invoke`) writes its first state,
+//! `NotStarted`, which is a birth rather than a change. Other writes to an
+//! action (a retry's delay, a lease given back, a revert queued by a cancel)
+//! leave its status as it is.
 
 use sea_orm::sea_query::PostgresQueryBuilder;
 use sea_orm::sea_query::{Expr, SimpleExpr};
@@ -16,7 +29,7 @@ use uuid::Uuid;
 use super::Store;
 use super::entities::{action, state};
 use super::sql::{only_if_any, renumber};
-use crate::domain::action::Actor;
+use crate::domain::action::{Actor, ErrorInfo};
 use crate::domain::status::ActionStatus;
 use crate::error::AppError;
 
@@ -56,6 +69,37 @@ impl Transition {
     pub fn set(mut self, column: action::Column, value: impl Into<SimpleExpr>) -> Transition {
         self.also.push((column, value.into()));
         self
+    }
+
+    /// Only a worker holding `token`, doing `work`, may make this change.
+    pub(crate) fn fenced(mut self, token: i64, work: &'static str) -> Transition {
+        self.fence = Some(token);
+        self.work = Some(work);
+        self
+    }
+
+    /// Sets (or clears) `errorInfo`.
+    pub(crate) fn set_error(self, error: Option<&ErrorInfo>) -> Transition {
+        self.set(action::Column::ErrorCode, Expr::val(error.map(|e| e.code)))
+            .set(
+                action::Column::ErrorMessage,
+                Expr::val(error.map(|e| e.message.clone())),
+            )
+            .set(
+                action::Column::ErrorSubcode,
+                Expr::val(error.and_then(|e| e.subcode)),
+            )
+    }
+
+    /// The work is finished: nothing is queued and no lease is held.
+    pub(crate) fn done(self) -> Transition {
+        self.set(action::Column::Work, Expr::val(Option::<String>::None))
+            .set(action::Column::DueAt, Expr::val(Option::<i64>::None))
+            .set(
+                action::Column::LeaseOwner,
+                Expr::val(Option::<String>::None),
+            )
+            .set(action::Column::Attempts, Expr::val(0))
     }
 
     /// Applies the change, with its state row, in one transaction of its own:

@@ -6,7 +6,10 @@
 //! never take the same row; on SQLite under the write lock (`BEGIN IMMEDIATE`).
 //! It sets the lease (owner, `due_at` = expiry) and increments `lease_token`, the
 //! fence every later write of the attempt must match. An action claimed from
-//! `NotStarted` moves to `Running` in the same transaction.
+//! `NotStarted` moves to `Running` in the same transaction: the one status
+//! change made for a whole batch at once rather than through `Transition`
+//! (`store::transition` says how it keeps the same rules). How an attempt
+//! ends is recorded through `Transition`, fenced by the lease.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -430,38 +433,5 @@ impl Store {
         } else {
             AfterWork::LostLease
         })
-    }
-}
-
-impl Transition {
-    /// Only a worker holding `token`, doing `work`, may make this change.
-    pub(crate) fn fenced(mut self, token: i64, work: &'static str) -> Transition {
-        self.fence = Some(token);
-        self.work = Some(work);
-        self
-    }
-
-    /// Sets (or clears) `errorInfo`.
-    pub(crate) fn set_error(self, error: Option<&ErrorInfo>) -> Transition {
-        self.set(action::Column::ErrorCode, Expr::val(error.map(|e| e.code)))
-            .set(
-                action::Column::ErrorMessage,
-                Expr::val(error.map(|e| e.message.clone())),
-            )
-            .set(
-                action::Column::ErrorSubcode,
-                Expr::val(error.and_then(|e| e.subcode)),
-            )
-    }
-
-    /// The work is finished: nothing is queued and no lease is held.
-    pub(crate) fn done(self) -> Transition {
-        self.set(action::Column::Work, Expr::val(Option::<String>::None))
-            .set(action::Column::DueAt, Expr::val(Option::<i64>::None))
-            .set(
-                action::Column::LeaseOwner,
-                Expr::val(Option::<String>::None),
-            )
-            .set(action::Column::Attempts, Expr::val(0))
     }
 }

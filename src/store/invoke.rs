@@ -1,24 +1,19 @@
-//! Storing new actions and reading them back: by id, as keyset pages, as
-//! counts, and their parameters and states in batches.
-
-use std::collections::HashMap;
+//! Storing new actions: the action, its parameters and its first state in
+//! one write, with `clientContext` as an idempotency key per tenant and app.
 
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult,
-    Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QueryTrait, Statement,
 };
 use tracing::instrument;
 use uuid::Uuid;
 
 use super::Store;
 use super::entities::{action, parameter, state};
-use super::filter_sql::tenant_condition;
 use super::sql::{only_if_any, renumber};
 use super::transition::{WORK_EXECUTE, append_state};
-use crate::domain::action::{Action, Actor, NewAction, Parameter, StateChange};
-use crate::domain::filter::ActionFilter;
-use crate::domain::page::{ActionOrder, Cursor, Direction, OrderField, PageDirection, PageRequest};
+use crate::domain::action::{Action, Actor, NewAction};
 use crate::domain::status::ActionStatus;
 use crate::domain::time::{self, to_micros};
 use crate::error::AppError;
@@ -38,24 +33,6 @@ impl Invoked {
             Invoked::Created(action) | Invoked::Replayed(action) => action,
         }
     }
-}
-
-/// One page of an action list.
-#[derive(Debug)]
-pub struct ActionPage {
-    /// In list order.
-    pub actions: Vec<Action>,
-    /// Whether rows follow the page in the direction it was read.
-    pub has_more: bool,
-}
-
-/// Which side of a cursor, in list order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    /// The cursor's row and those listed before it.
-    AtOrBefore,
-    /// The cursor's row and those listed after it.
-    AtOrAfter,
 }
 
 impl Store {
@@ -262,200 +239,6 @@ impl Store {
             .one(self.connection())
             .await?)
     }
-
-    /// The action with this id in `tenant`, if any.
-    #[instrument(level = "debug", skip(self))]
-    pub async fn action(&self, tenant: &str, id: Uuid) -> Result<Option<Action>, AppError> {
-        action::Entity::find_by_id(id)
-            .filter(action::Column::TenantId.eq(tenant))
-            .one(self.connection())
-            .await?
-            .map(Action::try_from)
-            .transpose()
-    }
-
-    /// The actions of `tenant` among `ids`, in no particular order.
-    #[instrument(level = "debug", skip(self, ids), fields(count = ids.len()))]
-    pub async fn actions_by_ids(
-        &self,
-        tenant: &str,
-        ids: &[Uuid],
-    ) -> Result<Vec<Action>, AppError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        action::Entity::find()
-            .filter(action::Column::TenantId.eq(tenant))
-            .filter(action::Column::Id.is_in(ids.iter().copied()))
-            .all(self.connection())
-            .await?
-            .into_iter()
-            .map(Action::try_from)
-            .collect()
-    }
-
-    /// One page of the actions of `tenant` that pass `filter`, in `order`.
-    #[instrument(level = "debug", skip(self, filter))]
-    pub async fn list_actions(
-        &self,
-        tenant: &str,
-        filter: &ActionFilter,
-        order: ActionOrder,
-        page: &PageRequest,
-    ) -> Result<ActionPage, AppError> {
-        let key = sort_column(order.field);
-        // A backward page is read in reverse order, then flipped.
-        let read_direction = match (page.direction, order.direction) {
-            (PageDirection::Forward, d) => d,
-            (PageDirection::Backward, Direction::Asc) => Direction::Desc,
-            (PageDirection::Backward, Direction::Desc) => Direction::Asc,
-        };
-        let sql_order = match read_direction {
-            Direction::Asc => Order::Asc,
-            Direction::Desc => Order::Desc,
-        };
-        let mut query = action::Entity::find().filter(tenant_condition(tenant, filter));
-        if let Some(cursor) = &page.cursor {
-            query = query.filter(beyond(key, cursor, read_direction, false));
-        }
-        let rows = query
-            .order_by(key, sql_order.clone())
-            .order_by(action::Column::Id, sql_order)
-            .limit(page.size + 1)
-            .all(self.connection())
-            .await?;
-        let has_more = rows.len() as u64 > page.size;
-        let mut actions = rows
-            .into_iter()
-            .take(page.size as usize)
-            .map(Action::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        if page.direction == PageDirection::Backward {
-            actions.reverse();
-        }
-        Ok(ActionPage { actions, has_more })
-    }
-
-    /// Whether any action passing `filter` lies on `side` of `cursor` in the list
-    /// ordered by `order`, the cursor's own row included.
-    #[instrument(level = "debug", skip(self, filter))]
-    pub async fn any_beside(
-        &self,
-        tenant: &str,
-        filter: &ActionFilter,
-        order: ActionOrder,
-        cursor: &Cursor,
-        side: Side,
-    ) -> Result<bool, AppError> {
-        // "After in list order" is "greater" for an ascending list.
-        let toward = match (side, order.direction) {
-            (Side::AtOrAfter, d) => d,
-            (Side::AtOrBefore, Direction::Asc) => Direction::Desc,
-            (Side::AtOrBefore, Direction::Desc) => Direction::Asc,
-        };
-        let found = action::Entity::find()
-            .select_only()
-            .column(action::Column::Id)
-            .filter(tenant_condition(tenant, filter))
-            .filter(beyond(sort_column(order.field), cursor, toward, true))
-            .limit(1)
-            .into_tuple::<Uuid>()
-            .one(self.connection())
-            .await?;
-        Ok(found.is_some())
-    }
-
-    /// How many actions of `tenant` pass `filter`.
-    #[instrument(level = "debug", skip(self, filter))]
-    pub async fn count_actions(
-        &self,
-        tenant: &str,
-        filter: &ActionFilter,
-    ) -> Result<u64, AppError> {
-        Ok(action::Entity::find()
-            .filter(tenant_condition(tenant, filter))
-            .count(self.connection())
-            .await?)
-    }
-
-    /// How many actions of `tenant` that pass `filter` are in each status; every
-    /// status is listed, in lifecycle order, zeros included.
-    #[instrument(level = "debug", skip(self, filter))]
-    pub async fn count_by_status(
-        &self,
-        tenant: &str,
-        filter: &ActionFilter,
-    ) -> Result<Vec<(ActionStatus, u64)>, AppError> {
-        #[derive(FromQueryResult)]
-        struct Row {
-            status: String,
-            count: i64,
-        }
-        let rows = action::Entity::find()
-            .select_only()
-            .column(action::Column::Status)
-            .column_as(Expr::col(action::Column::Id).count(), "count")
-            .filter(tenant_condition(tenant, filter))
-            .group_by(action::Column::Status)
-            .into_model::<Row>()
-            .all(self.connection())
-            .await?;
-        let counts: HashMap<String, i64> = rows.into_iter().map(|r| (r.status, r.count)).collect();
-        Ok(ActionStatus::ALL
-            .into_iter()
-            .map(|s| (s, counts.get(s.as_str()).copied().unwrap_or(0) as u64))
-            .collect())
-    }
-
-    /// The parameters of each of `ids` in `tenant`, in the caller's order.
-    #[instrument(level = "debug", skip(self, ids), fields(count = ids.len()))]
-    pub async fn parameters_of(
-        &self,
-        tenant: &str,
-        ids: &[Uuid],
-    ) -> Result<HashMap<Uuid, Vec<Parameter>>, AppError> {
-        let mut by_action: HashMap<Uuid, Vec<Parameter>> = HashMap::new();
-        if ids.is_empty() {
-            return Ok(by_action);
-        }
-        let rows = parameter::Entity::find()
-            .filter(parameter::Column::TenantId.eq(tenant))
-            .filter(parameter::Column::ActionId.is_in(ids.iter().copied()))
-            .order_by_asc(parameter::Column::ActionId)
-            .order_by_asc(parameter::Column::Position)
-            .all(self.connection())
-            .await?;
-        for row in rows {
-            by_action.entry(row.action_id).or_default().push(row.into());
-        }
-        Ok(by_action)
-    }
-
-    /// The state history of each of `ids` in `tenant`, oldest first.
-    #[instrument(level = "debug", skip(self, ids), fields(count = ids.len()))]
-    pub async fn states_of(
-        &self,
-        tenant: &str,
-        ids: &[Uuid],
-    ) -> Result<HashMap<Uuid, Vec<StateChange>>, AppError> {
-        let mut by_action: HashMap<Uuid, Vec<StateChange>> = HashMap::new();
-        if ids.is_empty() {
-            return Ok(by_action);
-        }
-        let rows = state::Entity::find()
-            .filter(state::Column::TenantId.eq(tenant))
-            .filter(state::Column::ActionId.is_in(ids.iter().copied()))
-            .order_by_asc(state::Column::Id)
-            .all(self.connection())
-            .await?;
-        for row in rows {
-            by_action
-                .entry(row.action_id)
-                .or_default()
-                .push(row.try_into()?);
-        }
-        Ok(by_action)
-    }
 }
 
 /// The idempotency key: one action per tenant, app and clientContext.
@@ -492,26 +275,5 @@ fn replay_or_conflict(existing: action::Model, new: &NewAction) -> Result<Invoke
             "clientContext was already used for action {} with different input",
             existing.id
         )))
-    }
-}
-
-fn sort_column(field: OrderField) -> action::Column {
-    match field {
-        OrderField::CreatedAt => action::Column::CreatedAt,
-        OrderField::LastActionAt => action::Column::LastActionAt,
-    }
-}
-
-/// `(key, id)` strictly past the cursor when reading in `direction` (or at it
-/// too, when `inclusive`): a row-value comparison, which both backends serve
-/// from the `(tenant_id, key, id)` index.
-fn beyond(key: action::Column, cursor: &Cursor, direction: Direction, inclusive: bool) -> Expr {
-    let row = Expr::tuple([Expr::col(key), Expr::col(action::Column::Id)]);
-    let at = Expr::tuple([Expr::val(cursor.key), Expr::val(cursor.id)]);
-    match (direction, inclusive) {
-        (Direction::Asc, false) => row.gt(at),
-        (Direction::Asc, true) => row.gte(at),
-        (Direction::Desc, false) => row.lt(at),
-        (Direction::Desc, true) => row.lte(at),
     }
 }
