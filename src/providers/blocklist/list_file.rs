@@ -1,43 +1,24 @@
-//! The `blocklist` provider: plain-text files that nginx, ipset, Suricata or a
-//! DNS sinkhole read.
-//!
-//! Per tenant, one file per verdict and indicator kind under the directory:
-//! `<dir>/<tenant>/blocked-ip.txt`, `allowed-domain.txt`, `blocked-sha256.txt`, …,
-//! one indicator a line, sorted. Beside each, a hidden `.blocked-ip.owners`
-//! records which actions hold each line, so that canceling one of two actions on
-//! the same IP leaves it blocked, executing an action twice adds it once, and an
-//! entry whose `expirationDateTime` passed is dropped.
-//!
-//! Files are replaced atomically: written to a temporary file, fsynced, renamed
-//! over the old one, and the directory fsynced. Concurrent changes to one file
-//! are combined into one write; an advisory lock on `.lock` keeps two processes
-//! sharing the directory from interleaving.
+//! Writing one list file: its changes are queued and written together (a
+//! group commit), under an advisory lock on the directory's `.lock`, by
+//! replacing the list and its owners file atomically (a temporary file,
+//! fsync, rename, then the directory fsynced).
 
-use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use futures_util::future::BoxFuture;
-use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tracing::{debug, warn};
 use uuid::Uuid;
 
-use super::{CODE_PROVIDER_ERROR, Job, Provider, ProviderError, Reference};
+use super::owners::{Owners, owners_path};
 use crate::domain::time::{self, to_micros};
 
-/// The blocklist provider.
-pub struct Blocklist {
-    root: PathBuf,
-    lists: Mutex<HashMap<PathBuf, Arc<ListFile>>>,
-}
-
 /// One list file and the changes waiting for it.
-struct ListFile {
+pub(super) struct ListFile {
     dir: PathBuf,
     name: String,
     /// One writer at a time in this process, holding the owners as last
@@ -68,7 +49,7 @@ struct Cached {
 type Pending = (Change, oneshot::Sender<Result<(), String>>);
 
 #[derive(Debug, Clone)]
-enum Change {
+pub(super) enum Change {
     Add {
         indicator: String,
         owner: Uuid,
@@ -80,229 +61,20 @@ enum Change {
     },
 }
 
-/// The owners file: indicator → action id → expiry (microseconds) or none.
-/// Stored as one line per holder, `indicator TAB action-id TAB expiry-or--`,
-/// which writes and reads several times faster than JSON for lists of
-/// tens of thousands.
-#[derive(Debug, Default)]
-struct Owners {
-    entries: BTreeMap<String, BTreeMap<Uuid, Option<i64>>>,
-}
-
-impl Owners {
-    const HEADER: &'static str = "# actiongate blocklist owners v1";
-
-    fn parse(bytes: &[u8]) -> io::Result<Owners> {
-        let text = std::str::from_utf8(bytes).map_err(io::Error::other)?;
-        let bad = || io::Error::other("malformed owners file");
-        let mut owners = Owners::default();
-        for line in text
-            .lines()
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        {
-            let mut fields = line.split('\t');
-            let (Some(indicator), Some(owner), Some(expiry), None) =
-                (fields.next(), fields.next(), fields.next(), fields.next())
-            else {
-                return Err(bad());
-            };
-            let owner: Uuid = owner.parse().map_err(|_| bad())?;
-            let expiry = match expiry {
-                "-" => None,
-                n => Some(n.parse::<i64>().map_err(|_| bad())?),
-            };
-            owners
-                .entries
-                .entry(indicator.to_owned())
-                .or_default()
-                .insert(owner, expiry);
-        }
-        Ok(owners)
-    }
-
-    fn render(&self) -> String {
-        let mut out = String::with_capacity(self.entries.len() * 64 + 40);
-        out.push_str(Owners::HEADER);
-        out.push('\n');
-        for (indicator, holders) in &self.entries {
-            for (owner, expiry) in holders {
-                out.push_str(indicator);
-                out.push('\t');
-                out.push_str(
-                    owner
-                        .as_hyphenated()
-                        .encode_lower(&mut Uuid::encode_buffer()),
-                );
-                out.push('\t');
-                match expiry {
-                    Some(at) => out.push_str(&at.to_string()),
-                    None => out.push('-'),
-                }
-                out.push('\n');
-            }
-        }
-        out
-    }
-}
-
-/// What `execute` returns: where the indicator was written.
-#[derive(Debug, Serialize, Deserialize)]
-struct BlocklistReference {
-    file: String,
-    indicator: String,
-}
-
-impl Blocklist {
-    pub fn new(root: PathBuf) -> Blocklist {
-        Blocklist {
-            root,
-            lists: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn list(&self, tenant: &str, file: &str) -> Arc<ListFile> {
-        self.list_in(&tenant_dir(tenant), file)
-    }
-
-    /// The list `file` in the tenant directory `dir_name`.
-    fn list_in(&self, dir_name: &str, file: &str) -> Arc<ListFile> {
-        let dir = self.root.join(dir_name);
-        let key = dir.join(file);
-        let mut lists = self.lists.lock().expect("blocklist registry");
-        lists
-            .entry(key)
-            .or_insert_with(|| {
-                Arc::new(ListFile {
-                    dir,
-                    name: file.to_owned(),
-                    writing: tokio::sync::Mutex::new(None),
-                    pending: Mutex::new(Vec::new()),
-                    changed: AtomicBool::new(false),
-                })
-            })
-            .clone()
-    }
-
-    async fn change(&self, tenant: &str, file: &str, change: Change) -> Result<(), ProviderError> {
-        let list = self.list(tenant, file);
-        list.apply(change).await.map_err(|e| {
-            ProviderError::transient(CODE_PROVIDER_ERROR, format!("writing {file}: {e}"))
-        })
-    }
-}
-
-/// `blocked-ip.txt`, `allowed-sha256.txt`, …
-fn file_name(job: &Job) -> String {
-    format!(
-        "{}-{}.txt",
-        job.definition.verdict.past_tense(),
-        job.indicator.label()
-    )
-}
-
-/// A directory name for a tenant id: letters, digits, `-` and `_` as they are,
-/// anything else percent-encoded, so no tenant id can name a path outside.
-fn tenant_dir(tenant: &str) -> String {
-    let mut out = String::with_capacity(tenant.len());
-    for b in tenant.bytes() {
-        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    if out.is_empty() { "%".to_owned() } else { out }
-}
-
-impl Provider for Blocklist {
-    fn execute<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, Result<Reference, ProviderError>> {
-        Box::pin(async move {
-            let file = file_name(job);
-            let indicator = job.indicator.to_string();
-            self.change(
-                &job.action.tenant_id,
-                &file,
-                Change::Add {
-                    indicator: indicator.clone(),
-                    owner: job.action.id,
-                    expires_at: job.expires_at.map(to_micros),
-                },
-            )
-            .await?;
-            let reference = BlocklistReference { file, indicator };
-            Ok(serde_json::to_string(&reference).ok())
-        })
-    }
-
-    fn revert<'a>(
-        &'a self,
-        job: &'a Job,
-        reference: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<(), ProviderError>> {
-        Box::pin(async move {
-            let (file, indicator) =
-                match reference.and_then(|r| serde_json::from_str::<BlocklistReference>(r).ok()) {
-                    Some(r) => (r.file, r.indicator),
-                    None => (file_name(job), job.indicator.to_string()),
-                };
-            self.change(
-                &job.action.tenant_id,
-                &file,
-                Change::Remove {
-                    indicator,
-                    owner: job.action.id,
-                },
-            )
-            .await
-        })
-    }
-
-    /// Rewrites every list that holds an expired entry.
-    fn maintain(&self) -> BoxFuture<'_, ()> {
-        Box::pin(async move {
-            let root = self.root.clone();
-            let found = tokio::task::spawn_blocking(move || owner_files(&root))
-                .await
-                .unwrap_or_default();
-            for (tenant_dir, file) in found {
-                let list = self.list_in(&tenant_dir, &file);
-                if let Err(err) = list.flush(true).await {
-                    warn!(file = %file, error = %err, "dropping expired blocklist entries");
-                }
-            }
-        })
-    }
-}
-
-/// `(tenant directory, list file name)` of every owners file under `root`.
-fn owner_files(root: &Path) -> Vec<(String, String)> {
-    let mut found = Vec::new();
-    let Ok(tenants) = fs::read_dir(root) else {
-        return found;
-    };
-    for tenant in tenants.flatten() {
-        let Ok(files) = fs::read_dir(tenant.path()) else {
-            continue;
-        };
-        for file in files.flatten() {
-            let name = file.file_name().to_string_lossy().to_string();
-            if let Some(list) = name
-                .strip_prefix('.')
-                .and_then(|n| n.strip_suffix(".owners"))
-            {
-                found.push((
-                    tenant.file_name().to_string_lossy().to_string(),
-                    format!("{list}.txt"),
-                ));
-            }
-        }
-    }
-    found
-}
-
 impl ListFile {
+    /// The list `name` in `dir`, nothing pending.
+    pub(super) fn new(dir: PathBuf, name: &str) -> ListFile {
+        ListFile {
+            dir,
+            name: name.to_owned(),
+            writing: tokio::sync::Mutex::new(None),
+            pending: Mutex::new(Vec::new()),
+            changed: AtomicBool::new(false),
+        }
+    }
+
     /// Queues `change` and waits until a write that includes it is durable.
-    async fn apply(&self, change: Change) -> Result<(), String> {
+    pub(super) async fn apply(&self, change: Change) -> Result<(), String> {
         let (done, written) = oneshot::channel();
         self.pending
             .lock()
@@ -319,7 +91,7 @@ impl ListFile {
     /// writer that finds the queue empty has nothing to do: the one before it
     /// wrote its change too. With `sweep` it rewrites the list anyway if an
     /// entry expired.
-    async fn flush(&self, sweep: bool) -> Result<(), String> {
+    pub(super) async fn flush(&self, sweep: bool) -> Result<(), String> {
         let mut cached = self.writing.lock().await;
         let batch = std::mem::take(&mut *self.pending.lock().expect("pending changes"));
         if batch.is_empty() && !sweep {
@@ -367,7 +139,7 @@ fn write_changes(
         .write(true)
         .open(dir.join(".lock"))?;
     lock.lock()?;
-    let owners_path = dir.join(format!(".{}.owners", name.trim_end_matches(".txt")));
+    let owners_path = owners_path(dir, name);
     let on_disk = stamp(&owners_path);
     let now = to_micros(time::now());
     let current = cached.filter(|c| c.stamp.is_some() && c.stamp == on_disk);
@@ -469,36 +241,10 @@ fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_owners_file_round_trips() {
-        let mut owners = Owners::default();
-        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
-        owners
-            .entries
-            .entry("10.0.0.1".into())
-            .or_default()
-            .insert(a, None);
-        owners
-            .entries
-            .entry("10.0.0.1".into())
-            .or_default()
-            .insert(b, Some(42));
-        owners
-            .entries
-            .entry("https://x.example/a?b".into())
-            .or_default()
-            .insert(a, None);
-        let text = owners.render();
-        let back = Owners::parse(text.as_bytes()).unwrap();
-        assert_eq!(back.entries, owners.entries);
-        assert!(Owners::parse(b"10.0.0.1\tnot-a-uuid\t-\n").is_err());
-    }
-
     #[tokio::test]
     async fn a_sweep_lets_go_of_the_owners_of_a_list_no_longer_written() {
         let dir = tempfile::tempdir().unwrap();
-        let blocklist = Blocklist::new(dir.path().to_owned());
-        let list = blocklist.list("contoso", "blocked-ip.txt");
+        let list = ListFile::new(dir.path().join("contoso"), "blocked-ip.txt");
         let add = Change::Add {
             indicator: "10.0.0.1".into(),
             owner: Uuid::now_v7(),
@@ -565,13 +311,6 @@ mod tests {
             lines(dir.path(), "blocked-ip.txt").is_empty(),
             "read and swept once an entry was due"
         );
-    }
-
-    #[test]
-    fn tenant_ids_cannot_escape_the_directory() {
-        assert_eq!(tenant_dir("contoso-01"), "contoso-01");
-        assert_eq!(tenant_dir("../etc"), "%2E%2E%2Fetc");
-        assert_eq!(tenant_dir(""), "%");
     }
 
     fn lines(dir: &Path, name: &str) -> Vec<String> {
