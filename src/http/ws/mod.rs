@@ -8,6 +8,9 @@
 //! timeout with 4408, and the token's expiry with 4401. The server pings on an
 //! interval (`ping`, or `ka` in the legacy protocol) so idle proxies keep the
 //! socket open. Connections and subscriptions per connection are capped.
+//!
+//! This module is the connection loop; `protocol` holds the two protocols'
+//! messages and close codes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,8 +23,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
-use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 use tracing::{Instrument, debug, info_span};
@@ -33,11 +35,9 @@ use super::graphql::error_response;
 use crate::auth::Principal;
 use crate::error::codes;
 use crate::graphql::execute::{Arrival, DeadlinePassed, GraphqlBody, RequestId};
+use protocol::{Close, LEGACY_WS, Protocol, TRANSPORT_WS, complete, connection_ack, pong};
 
-/// The subprotocol of the `graphql-ws` library.
-const TRANSPORT_WS: &str = "graphql-transport-ws";
-/// The subprotocol of subscriptions-transport-ws.
-const LEGACY_WS: &str = "graphql-ws";
+mod protocol;
 /// Messages queued for one connection's socket; a subscription whose client
 /// reads slowly waits here, and its feed catches up from the database.
 const OUTBOX: usize = 32;
@@ -78,12 +78,6 @@ impl Default for WsOptions {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Protocol {
-    Transport,
-    Legacy,
-}
-
 /// A connection slot, given back when the connection ends.
 struct Slot(Arc<AtomicUsize>);
 
@@ -115,10 +109,7 @@ pub async fn upgrade(State(state): State<HttpState>, ws: WebSocketUpgrade) -> Re
         .on_upgrade(move |socket| async move {
             let _slot = slot;
             let pending_slot = Some(pending_slot);
-            let protocol = match socket.protocol().and_then(|p| p.to_str().ok()) {
-                Some(LEGACY_WS) => Protocol::Legacy,
-                _ => Protocol::Transport,
-            };
+            let protocol = Protocol::negotiated(socket.protocol().and_then(|p| p.to_str().ok()));
             let id = Uuid::now_v7();
             Connection::new(socket, protocol, state, pending_slot)
                 .run()
@@ -135,9 +126,6 @@ struct Connection {
     /// Held until `connection_init` is done with.
     pending: Option<Slot>,
 }
-
-/// How a connection ends.
-struct Close(u16, &'static str);
 
 impl Connection {
     fn new(
@@ -158,7 +146,7 @@ impl Connection {
         let init = tokio::time::timeout(self.state.ws.init_timeout, self.await_init()).await;
         self.pending = None;
         let close = match init {
-            Err(_) => Some(Close(4408, "Connection initialisation timeout")),
+            Err(_) => Some(Close::INIT_TIMEOUT),
             Ok(Err(close)) => Some(close),
             Ok(Ok(None)) => None,
             Ok(Ok(Some(principal))) => self.serve(principal).await,
@@ -210,19 +198,18 @@ impl Connection {
                 Some(Ok(Message::Text(text))) => text,
                 Some(Ok(_)) => continue,
             };
-            let message: Value =
-                serde_json::from_str(&text).map_err(|_| Close(4400, "Invalid message"))?;
+            let message: Value = serde_json::from_str(&text).map_err(|_| Close::INVALID_MESSAGE)?;
             match message["type"].as_str() {
                 Some("connection_init") => {
                     let principal = self.authenticate(&message["payload"]).await?;
-                    self.send(json!({"type": "connection_ack"})).await;
+                    self.send(connection_ack()).await;
                     return Ok(Some(principal));
                 }
                 Some("ping") if self.protocol == Protocol::Transport => {
-                    self.send(json!({"type": "pong"})).await;
+                    self.send(pong()).await;
                 }
-                Some("subscribe" | "start") => return Err(Close(4401, "Unauthorized")),
-                _ => return Err(Close(4400, "Invalid message")),
+                Some("subscribe" | "start") => return Err(Close::UNAUTHORIZED),
+                _ => return Err(Close::INVALID_MESSAGE),
             }
         }
     }
@@ -241,24 +228,20 @@ impl Connection {
                     format!("Bearer {value}")
                 }
             });
-        let refused = |this: &Connection, message: String| {
-            (this.protocol == Protocol::Legacy)
-                .then(|| json!({"type": "connection_error", "payload": {"message": message}}))
-        };
         let principal = match self.state.auth.authenticate_header(header.as_deref()).await {
             Ok(principal) => principal,
             Err(err) => {
-                if let Some(message) = refused(self, err.to_string()) {
+                if let Some(message) = self.protocol.connection_error(err.to_string()) {
                     self.send(message).await;
                 }
-                return Err(Close(4401, "Unauthorized"));
+                return Err(Close::UNAUTHORIZED);
             }
         };
         if let Err(err) = principal.require_read() {
-            if let Some(message) = refused(self, err.to_string()) {
+            if let Some(message) = self.protocol.connection_error(err.to_string()) {
                 self.send(message).await;
             }
-            return Err(Close(4403, "Forbidden"));
+            return Err(Close::FORBIDDEN);
         }
         Ok(principal)
     }
@@ -279,11 +262,10 @@ impl Connection {
         let stop = self.state.stop.clone();
         let close = loop {
             tokio::select! {
-                _ = stop.cancelled() => break Some(Close(1001, "The gateway is shutting down")),
-                _ = &mut expiry => break Some(Close(4401, "Token expired")),
+                _ = stop.cancelled() => break Some(Close::SHUTTING_DOWN),
+                _ = &mut expiry => break Some(Close::TOKEN_EXPIRED),
                 _ = ping.tick() => {
-                    let kind = match self.protocol { Protocol::Transport => "ping", Protocol::Legacy => "ka" };
-                    if !self.send(json!({"type": kind})).await {
+                    if !self.send(self.protocol.keep_alive()).await {
                         break None;
                     }
                 }
@@ -305,11 +287,11 @@ impl Connection {
                     let text = match incoming {
                         None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break None,
                         Some(Ok(Message::Text(text))) => text,
-                        Some(Ok(Message::Binary(_))) => break Some(Close(4400, "Binary messages are not accepted")),
+                        Some(Ok(Message::Binary(_))) => break Some(Close::BINARY_MESSAGE),
                         Some(Ok(_)) => continue,
                     };
                     let Ok(message) = serde_json::from_str::<Value>(&text) else {
-                        break Some(Close(4400, "Invalid message"));
+                        break Some(Close::INVALID_MESSAGE);
                     };
                     match self.handle(message, &principal, &outbox, &mut running, &mut tasks).await {
                         Ok(()) => {}
@@ -335,26 +317,25 @@ impl Connection {
         let id = message["id"].as_str().map(str::to_owned);
         match (self.protocol, kind) {
             (Protocol::Transport, "ping") => {
-                self.send(json!({"type": "pong"})).await;
+                self.send(pong()).await;
             }
             (Protocol::Transport, "pong") => {}
             (Protocol::Transport, "connection_init") => {
-                return Err(Some(Close(4429, "Too many initialisation requests")));
+                return Err(Some(Close::TOO_MANY_INITS));
             }
             (Protocol::Legacy, "connection_init") => {}
             (Protocol::Legacy, "connection_terminate") => {
-                return Err(Some(Close(1000, "Terminated")));
+                return Err(Some(Close::TERMINATED));
             }
             (Protocol::Transport, "subscribe") | (Protocol::Legacy, "start") => {
                 let Some(id) = id else {
-                    return Err(Some(Close(4400, "A subscription needs an id")));
+                    return Err(Some(Close::MISSING_ID));
                 };
                 if running.contains_key(&id) {
                     if self.protocol == Protocol::Transport {
-                        return Err(Some(Close(4409, "Subscriber for this id already exists")));
+                        return Err(Some(Close::DUPLICATE_ID));
                     }
-                    self.send(error_message(
-                        self.protocol,
+                    self.send(self.protocol.error(
                         &id,
                         codes::BAD_REQUEST,
                         "a subscription with this id is running",
@@ -367,19 +348,16 @@ impl Connection {
                         "a connection holds at most {} subscriptions",
                         self.state.ws.max_subscriptions
                     );
-                    self.send(error_message(
-                        self.protocol,
-                        &id,
-                        codes::TOO_MANY_SUBSCRIPTIONS,
-                        &text,
-                    ))
+                    self.send(
+                        self.protocol
+                            .error(&id, codes::TOO_MANY_SUBSCRIPTIONS, &text),
+                    )
                     .await;
                     return Ok(());
                 }
                 let Ok(body) = serde_json::from_value::<GraphqlBody>(message["payload"].clone())
                 else {
-                    self.send(error_message(
-                        self.protocol,
+                    self.send(self.protocol.error(
                         &id,
                         codes::BAD_REQUEST,
                         "the payload is not a GraphQL request",
@@ -392,8 +370,7 @@ impl Connection {
                     match admit(&self.state, principal, &mut request, Arrival::WebSocket) {
                         Ok(operation) => operation,
                         Err(refusal) => {
-                            let refused =
-                                error_message(self.protocol, &id, refusal.code, &refusal.message);
+                            let refused = self.protocol.error(&id, refusal.code, &refusal.message);
                             self.send(refused).await;
                             return Ok(());
                         }
@@ -416,11 +393,11 @@ impl Connection {
                     handle.abort();
                     // The legacy protocol confirms a stop; the modern one does not.
                     if self.protocol == Protocol::Legacy {
-                        self.send(json!({"type": "complete", "id": id})).await;
+                        self.send(complete(&id)).await;
                     }
                 }
             }
-            _ => return Err(Some(Close(4400, "Invalid message"))),
+            _ => return Err(Some(Close::INVALID_MESSAGE)),
         }
         Ok(())
     }
@@ -447,8 +424,7 @@ async fn run_operation(
         let executed = match next {
             Ok(executed) => executed,
             Err(DeadlinePassed) => {
-                let timeout = error_message(
-                    protocol,
+                let timeout = protocol.error(
                     &id,
                     codes::TIMEOUT,
                     "the operation took longer than the gateway allows and was stopped",
@@ -460,48 +436,19 @@ async fn run_operation(
         let message = if first && executed.failed {
             // The operation could not start: an error message, and no complete.
             let _ = outbox
-                .send(envelope(protocol, "error", &id, &executed.response.errors))
+                .send(protocol.envelope("error", &id, &executed.response.errors))
                 .await;
             return id;
         } else {
-            let kind = match protocol {
-                Protocol::Transport => "next",
-                Protocol::Legacy => "data",
-            };
             // Serialised straight from the response: one event goes to many
             // subscribers, so no intermediate JSON tree per delivery.
-            envelope(protocol, kind, &id, &executed.response)
+            protocol.envelope(protocol.result_type(), &id, &executed.response)
         };
         first = false;
         if outbox.send(message).await.is_err() {
             return id;
         }
     }
-    let _ = outbox
-        .send(json!({"type": "complete", "id": id}).to_string())
-        .await;
+    let _ = outbox.send(complete(&id).to_string()).await;
     id
-}
-
-/// `{"type": kind, "id": id, "payload": payload}` as text.
-fn envelope(protocol: Protocol, kind: &str, id: &str, payload: &impl Serialize) -> String {
-    #[derive(Serialize)]
-    struct Envelope<'a, P> {
-        #[serde(rename = "type")]
-        kind: &'a str,
-        id: &'a str,
-        payload: P,
-    }
-    serde_json::to_string(&Envelope { kind, id, payload }).unwrap_or_else(|_| {
-        let text = "the result could not be serialised";
-        error_message(protocol, id, codes::INTERNAL_SERVER_ERROR, text).to_string()
-    })
-}
-
-fn error_message(protocol: Protocol, id: &str, code: &str, text: &str) -> Value {
-    let error = json!({"message": text, "extensions": {"code": code}});
-    match protocol {
-        Protocol::Transport => json!({"type": "error", "id": id, "payload": [error]}),
-        Protocol::Legacy => json!({"type": "error", "id": id, "payload": error}),
-    }
 }
