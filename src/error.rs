@@ -108,6 +108,17 @@ impl AppError {
     pub fn internal(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         AppError::Internal(source.into())
     }
+
+    /// The error as the log shows it: an internal error or a timeout with
+    /// the chain of its sources, which clients never see; others as they are.
+    pub fn for_log(&self) -> String {
+        match self {
+            AppError::Internal(source) | AppError::Timeout(source) => {
+                DisplayChain(source.as_ref()).to_string()
+            }
+            other => other.to_string(),
+        }
+    }
 }
 
 impl From<sea_orm::DbErr> for AppError {
@@ -155,12 +166,8 @@ impl From<sea_orm::TransactionError<AppError>> for AppError {
 impl ErrorExtensions for AppError {
     fn extend(&self) -> async_graphql::Error {
         match self {
-            AppError::Internal(source) => {
-                tracing::error!(error = %DisplayChain(source.as_ref()), "internal error");
-            }
-            AppError::Timeout(source) => {
-                tracing::warn!(error = %DisplayChain(source.as_ref()), "database timeout");
-            }
+            AppError::Internal(_) => tracing::error!(error = %self.for_log(), "internal error"),
+            AppError::Timeout(_) => tracing::warn!(error = %self.for_log(), "database timeout"),
             _ => {}
         }
         async_graphql::Error::new(self.to_string()).extend_with(|_, ext| {
@@ -179,7 +186,7 @@ impl From<AppError> for async_graphql::Error {
 }
 
 /// Formats an error with its chain of sources, for logs.
-pub struct DisplayChain<'a>(pub &'a (dyn std::error::Error + 'static));
+struct DisplayChain<'a>(&'a (dyn std::error::Error + 'static));
 
 impl fmt::Display for DisplayChain<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -28,6 +28,13 @@ pub mod store;
 pub use config::Config;
 pub use domain::time::parse_duration;
 
+// What the bench's seeder writes, named as the gateway names it.
+pub use domain::action::{EXECUTOR_APP, EXECUTOR_USER};
+pub use domain::catalog::{CATALOG, ParameterKind};
+pub use domain::indicator::{Indicator, IndicatorKind};
+pub use domain::status::ActionStatus;
+pub use store::entities;
+
 use auth::dev::{TokenSpec, load_or_create_dev_secret, mint};
 use auth::{Authenticator, KeySource, TokenRules};
 use config::TokenKeys;

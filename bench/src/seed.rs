@@ -20,12 +20,16 @@
 //! and far cheaper. On PostgreSQL several connections write batches at once
 //! (`--jobs`); their numbers are still unique and consecutive overall.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
+use actiongate::entities::{action, parameter, state};
+use actiongate::{
+    ActionStatus, CATALOG, EXECUTOR_APP, EXECUTOR_USER, IndicatorKind, ParameterKind,
+};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DbBackend, Statement, TransactionTrait};
-use sea_orm::{DatabaseConnection, Value};
+use sea_orm::{DatabaseConnection, EntityName, IdenStatic, Value};
 use tokio::sync::mpsc;
 use uuid::{NoContext, Timestamp, Uuid};
 
@@ -63,49 +67,9 @@ pub struct SeedArgs {
     pub seed: u64,
 }
 
-/// The catalog: action name and the parameter that carries its indicator.
-const CATALOG: [(&str, Kind); 8] = [
-    ("blockIp", Kind::Ip),
-    ("blockUrl", Kind::Url),
-    ("blockDomain", Kind::Domain),
-    ("blockFile", Kind::FileHash),
-    ("allowIp", Kind::Ip),
-    ("allowUrl", Kind::Url),
-    ("allowDomain", Kind::Domain),
-    ("allowFile", Kind::FileHash),
-];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Ip,
-    Url,
-    Domain,
-    FileHash,
-}
-
-impl Kind {
-    fn parameter(self) -> &'static str {
-        match self {
-            Kind::Ip => "ip",
-            Kind::Url => "url",
-            Kind::Domain => "domain",
-            Kind::FileHash => "fileHash",
-        }
-    }
-}
-
-/// Stored status names, as the gateway writes them.
-const NOT_STARTED: &str = "NotStarted";
-const RUNNING: &str = "Running";
-const COMPLETED: &str = "Completed";
-const FAILED: &str = "Failed";
-const CANCELED: &str = "Canceled";
-
-/// The invoking app and user, and the executor's, as the gateway records them.
+/// The invoking app and user.
 const APP: &str = "app-1";
 const USER: &str = "analyst@example.com";
-const EXECUTOR_APP: &str = "actiongate";
-const EXECUTOR_USER: &str = "executor";
 
 /// SplitMix64: a few lines of fast, well-spread randomness, which is all the
 /// mix needs (and keeps it repeatable from `--seed`).
@@ -149,8 +113,8 @@ impl Rng {
 /// One state row to write.
 #[derive(Debug, Clone, PartialEq)]
 struct PlannedState {
-    status: &'static str,
-    previous: Option<&'static str>,
+    status: ActionStatus,
+    previous: Option<ActionStatus>,
     by_executor: bool,
     at: i64,
 }
@@ -161,7 +125,7 @@ struct Planned {
     id: Uuid,
     tenant: String,
     name: &'static str,
-    status: &'static str,
+    status: ActionStatus,
     fingerprint: String,
     parameters: Vec<(&'static str, String)>,
     states: Vec<PlannedState>,
@@ -190,28 +154,30 @@ fn plan(i: u64, total: u64, tenants: u32, window: Window, rng: &mut Rng) -> Plan
     let slice_end = window.start + (span * (i as u128 + 1) / total as u128) as i64;
     let created_at = rng.between(slice_start, (slice_end - 1).max(slice_start));
 
-    let (name, kind) = CATALOG[rng.below(CATALOG.len() as u64) as usize];
-    let mut parameters = vec![(kind.parameter(), indicator(kind, i, rng))];
+    let definition = &CATALOG[rng.below(CATALOG.len() as u64) as usize];
+    let kind = definition.indicator;
+    let mut parameters = vec![(kind.parameter_name(), indicator(kind, i, rng))];
     if rng.below(100) < 30 {
-        parameters.push(("expirationDateTime", "2030-01-01T00:00:00Z".to_owned()));
+        parameters.push((expiration_parameter(), "2030-01-01T00:00:00Z".to_owned()));
     }
 
+    use ActionStatus::{Canceled, Completed, Failed, NotStarted, Running};
     let roll = rng.below(100);
     let status = match roll {
-        0..70 => COMPLETED,
-        70..80 => FAILED,
-        80..90 => RUNNING,
-        90..95 => NOT_STARTED,
-        _ => CANCELED,
+        0..70 => Completed,
+        70..80 => Failed,
+        80..90 => Running,
+        90..95 => NotStarted,
+        _ => Canceled,
     };
     // Canceled actions: half before they ran, half lifted after completing.
-    let path: &[&'static str] = match status {
-        NOT_STARTED => &[NOT_STARTED],
-        RUNNING => &[NOT_STARTED, RUNNING],
-        COMPLETED => &[NOT_STARTED, RUNNING, COMPLETED],
-        FAILED => &[NOT_STARTED, RUNNING, FAILED],
-        _ if rng.below(2) == 0 => &[NOT_STARTED, CANCELED],
-        _ => &[NOT_STARTED, RUNNING, COMPLETED, CANCELED],
+    let path: &[ActionStatus] = match status {
+        NotStarted => &[NotStarted],
+        Running => &[NotStarted, Running],
+        Completed => &[NotStarted, Running, Completed],
+        Failed => &[NotStarted, Running, Failed],
+        _ if rng.below(2) == 0 => &[NotStarted, Canceled],
+        _ => &[NotStarted, Running, Completed, Canceled],
     };
 
     let mut states = Vec::with_capacity(path.len());
@@ -221,16 +187,16 @@ fn plan(i: u64, total: u64, tenants: u32, window: Window, rng: &mut Rng) -> Plan
         let previous = step.checked_sub(1).map(|p| path[p]);
         if step > 0 {
             let delay = match (previous, to) {
-                (_, RUNNING) => rng.between(20_000, 1_000_000),
-                (_, COMPLETED | FAILED) => rng.between(50_000, 3_000_000),
-                (Some(NOT_STARTED), CANCELED) => rng.between(1_000_000, 600_000_000),
+                (_, Running) => rng.between(20_000, 1_000_000),
+                (_, Completed | Failed) => rng.between(50_000, 3_000_000),
+                (Some(NotStarted), Canceled) => rng.between(1_000_000, 600_000_000),
                 _ => rng.between(60_000_000, 7 * 86_400_000_000),
             };
             // Stay in the past, but always after the previous state.
             at = (at + delay).min(window.now.max(at + 1));
         }
-        if to == CANCELED {
-            let requested = if previous == Some(NOT_STARTED) {
+        if to == Canceled {
+            let requested = if previous == Some(NotStarted) {
                 at
             } else {
                 (at - rng.between(100_000, 2_000_000)).max(states_last(&states) + 1)
@@ -242,19 +208,19 @@ fn plan(i: u64, total: u64, tenants: u32, window: Window, rng: &mut Rng) -> Plan
             previous,
             // The analyst invokes and cancels what never ran; the executor
             // makes every other move.
-            by_executor: !(to == NOT_STARTED || (previous == Some(NOT_STARTED) && to == CANCELED)),
+            by_executor: !(to == NotStarted || (previous == Some(NotStarted) && to == Canceled)),
             at,
         });
     }
     let final_at = states_last(&states);
-    let completed_at = matches!(status, COMPLETED | FAILED | CANCELED).then_some(final_at);
+    let completed_at = matches!(status, Completed | Failed | Canceled).then_some(final_at);
     let error =
-        (status == FAILED).then_some((400, "the provider refused the indicator (HTTP 400)"));
+        (status == Failed).then_some((400, "the provider refused the indicator (HTTP 400)"));
 
     Planned {
         id: id_at(created_at),
         tenant: format!("tenant-{}", i % tenants as u64),
-        name,
+        name: definition.name,
         status,
         fingerprint: rng.hex64(),
         parameters,
@@ -265,6 +231,16 @@ fn plan(i: u64, total: u64, tenants: u32, window: Window, rng: &mut Rng) -> Plan
         cancel_requested_at,
         error,
     }
+}
+
+/// The name of the parameter that makes an action lapse.
+fn expiration_parameter() -> &'static str {
+    CATALOG[0]
+        .parameters
+        .iter()
+        .find(|p| p.kind == ParameterKind::ExpirationDateTime)
+        .map(|p| p.name)
+        .expect("the catalog's actions take an expiry")
 }
 
 fn states_last(states: &[PlannedState]) -> i64 {
@@ -280,12 +256,12 @@ fn id_at(micros: i64) -> Uuid {
 }
 
 /// A valid indicator in the gateway's canonical form, varied by `i`.
-fn indicator(kind: Kind, i: u64, rng: &mut Rng) -> String {
+fn indicator(kind: IndicatorKind, i: u64, rng: &mut Rng) -> String {
     match kind {
-        Kind::Ip => format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255),
-        Kind::Url => format!("https://host{}.example/path/{i}", i % 100_000),
-        Kind::Domain => format!("host{i}.example"),
-        Kind::FileHash => rng.hex64(),
+        IndicatorKind::Ip => format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255),
+        IndicatorKind::Url => format!("https://host{}.example/path/{i}", i % 100_000),
+        IndicatorKind::Domain => format!("host{i}.example"),
+        IndicatorKind::FileHash => rng.hex64(),
     }
 }
 
@@ -297,46 +273,73 @@ enum Column {
     Literal(&'static str, &'static str),
 }
 
-const ACTION_COLUMNS: &[Column] = &[
-    Column::Bind("id"),
-    Column::Bind("tenant_id"),
-    Column::Literal("app_id", "'app-1'"),
-    Column::Literal("user_name", "'analyst@example.com'"),
-    Column::Bind("name"),
-    Column::Literal("action_reason", "'seen in a phishing campaign'"),
-    Column::Literal("provider", "'blocklist'"),
-    Column::Literal("vendor", "'actiongate'"),
-    Column::Bind("request_fingerprint"),
-    Column::Bind("status"),
-    Column::Bind("error_code"),
-    Column::Bind("error_message"),
-    Column::Bind("created_at"),
-    Column::Bind("last_action_at"),
-    Column::Bind("completed_at"),
-    Column::Bind("cancel_requested_at"),
-];
+/// A table the seeder fills, with the columns it writes, named as the
+/// gateway's entities name them.
+#[derive(Debug)]
+struct Table {
+    name: &'static str,
+    columns: Vec<Column>,
+}
 
-const PARAMETER_COLUMNS: &[Column] = &[
-    Column::Bind("action_id"),
-    Column::Bind("position"),
-    Column::Bind("tenant_id"),
-    Column::Bind("name"),
-    Column::Bind("value"),
-];
+static ACTIONS: LazyLock<Table> = LazyLock::new(|| {
+    use action::Column as A;
+    Table {
+        name: action::Entity.table_name(),
+        columns: vec![
+            Column::Bind(A::Id.as_str()),
+            Column::Bind(A::TenantId.as_str()),
+            Column::Literal(A::AppId.as_str(), "'app-1'"),
+            Column::Literal(A::UserName.as_str(), "'analyst@example.com'"),
+            Column::Bind(A::Name.as_str()),
+            Column::Literal(A::ActionReason.as_str(), "'seen in a phishing campaign'"),
+            Column::Literal(A::Provider.as_str(), "'blocklist'"),
+            Column::Literal(A::Vendor.as_str(), "'actiongate'"),
+            Column::Bind(A::RequestFingerprint.as_str()),
+            Column::Bind(A::Status.as_str()),
+            Column::Bind(A::ErrorCode.as_str()),
+            Column::Bind(A::ErrorMessage.as_str()),
+            Column::Bind(A::CreatedAt.as_str()),
+            Column::Bind(A::LastActionAt.as_str()),
+            Column::Bind(A::CompletedAt.as_str()),
+            Column::Bind(A::CancelRequestedAt.as_str()),
+        ],
+    }
+});
 
-const STATE_COLUMNS: &[Column] = &[
-    Column::Bind("seq"),
-    Column::Bind("action_id"),
-    Column::Bind("tenant_id"),
-    Column::Bind("app_id"),
-    Column::Bind("user_name"),
-    Column::Bind("status"),
-    Column::Bind("previous_status"),
-    Column::Bind("occurred_at"),
-];
+static PARAMETERS: LazyLock<Table> = LazyLock::new(|| {
+    use parameter::Column as P;
+    Table {
+        name: parameter::Entity.table_name(),
+        columns: vec![
+            Column::Bind(P::ActionId.as_str()),
+            Column::Bind(P::Position.as_str()),
+            Column::Bind(P::TenantId.as_str()),
+            Column::Bind(P::Name.as_str()),
+            Column::Bind(P::Value.as_str()),
+        ],
+    }
+});
 
-fn binds(columns: &[Column]) -> usize {
-    columns
+static STATES: LazyLock<Table> = LazyLock::new(|| {
+    use state::Column as S;
+    Table {
+        name: state::Entity.table_name(),
+        columns: vec![
+            Column::Bind(S::Seq.as_str()),
+            Column::Bind(S::ActionId.as_str()),
+            Column::Bind(S::TenantId.as_str()),
+            Column::Bind(S::AppId.as_str()),
+            Column::Bind(S::UserName.as_str()),
+            Column::Bind(S::Status.as_str()),
+            Column::Bind(S::PreviousStatus.as_str()),
+            Column::Bind(S::OccurredAt.as_str()),
+        ],
+    }
+});
+
+fn binds(table: &Table) -> usize {
+    table
+        .columns
         .iter()
         .filter(|c| matches!(c, Column::Bind(_)))
         .count()
@@ -344,21 +347,22 @@ fn binds(columns: &[Column]) -> usize {
 
 /// `INSERT INTO table (…) VALUES (…), (…)` for `rows` rows, with the
 /// backend's placeholders (`$n` on PostgreSQL, `?` on SQLite).
-fn insert_sql(backend: DbBackend, table: &str, columns: &[Column], rows: usize) -> String {
-    let names: Vec<&str> = columns
+fn insert_sql(backend: DbBackend, table: &Table, rows: usize) -> String {
+    let names: Vec<&str> = table
+        .columns
         .iter()
         .map(|c| match c {
             Column::Bind(name) | Column::Literal(name, _) => *name,
         })
         .collect();
-    let mut sql = format!("INSERT INTO {table} ({}) VALUES ", names.join(", "));
+    let mut sql = format!("INSERT INTO {} ({}) VALUES ", table.name, names.join(", "));
     let mut n = 0;
     for row in 0..rows {
         if row > 0 {
             sql.push_str(", ");
         }
         sql.push('(');
-        for (i, column) in columns.iter().enumerate() {
+        for (i, column) in table.columns.iter().enumerate() {
             if i > 0 {
                 sql.push_str(", ");
             }
@@ -397,7 +401,7 @@ impl Rows {
             Value::String(Some(tenant.clone())),
             Value::String(Some(planned.name.to_owned())),
             Value::String(Some(planned.fingerprint)),
-            Value::String(Some(planned.status.to_owned())),
+            Value::String(Some(planned.status.as_str().to_owned())),
             Value::Int(planned.error.map(|e| e.0)),
             Value::String(planned.error.map(|e| e.1.to_owned())),
             Value::BigInt(Some(planned.created_at)),
@@ -427,8 +431,8 @@ impl Rows {
                 Value::String(Some(tenant.clone())),
                 Value::String(Some(app.to_owned())),
                 Value::String(Some(user.to_owned())),
-                Value::String(Some(state.status.to_owned())),
-                Value::String(state.previous.map(str::to_owned)),
+                Value::String(Some(state.status.as_str().to_owned())),
+                Value::String(state.previous.map(|s| s.as_str().to_owned())),
                 Value::BigInt(Some(state.at)),
             ]);
             *next_seq += 1;
@@ -501,17 +505,9 @@ impl Writer {
 
     async fn write(&self, rows: Rows) -> Result<(), Error> {
         let txn = self.db.begin().await?;
-        self.insert(&txn, "actions", ACTION_COLUMNS, rows.actions)
-            .await?;
-        self.insert(
-            &txn,
-            "action_parameters",
-            PARAMETER_COLUMNS,
-            rows.parameters,
-        )
-        .await?;
-        self.insert(&txn, "action_states", STATE_COLUMNS, rows.states)
-            .await?;
+        self.insert(&txn, &ACTIONS, rows.actions).await?;
+        self.insert(&txn, &PARAMETERS, rows.parameters).await?;
+        self.insert(&txn, &STATES, rows.states).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -519,11 +515,10 @@ impl Writer {
     async fn insert<C: ConnectionTrait>(
         &self,
         db: &C,
-        table: &str,
-        columns: &[Column],
+        table: &Table,
         values: Vec<Value>,
     ) -> Result<(), Error> {
-        let width = binds(columns);
+        let width = binds(table);
         let per_statement = (self.max_params / width).max(1);
         let total = values.len() / width;
         let mut values = values.into_iter();
@@ -531,10 +526,10 @@ impl Writer {
         while done < total {
             let rows = (total - done).min(per_statement);
             let chunk: Vec<Value> = values.by_ref().take(rows * width).collect();
-            let sql = insert_sql(self.backend, table, columns, rows);
+            let sql = insert_sql(self.backend, table, rows);
             db.execute_raw(Statement::from_sql_and_values(self.backend, sql, chunk))
                 .await
-                .map_err(|e| format!("inserting into {table}: {e}"))?;
+                .map_err(|e| format!("inserting into {}: {e}", table.name))?;
             done += rows;
         }
         Ok(())
@@ -686,7 +681,8 @@ pub async fn run(args: SeedArgs) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actiongate::domain::indicator::{Indicator, IndicatorKind};
+    use ActionStatus::{Canceled, Completed, Failed, NotStarted, Running};
+    use actiongate::Indicator;
 
     fn window() -> Window {
         let now = 1_800_000_000_000_000;
@@ -703,30 +699,24 @@ mod tests {
 
     #[test]
     fn state_paths_follow_the_lifecycle_and_end_in_the_status() {
-        let allowed = [
-            (NOT_STARTED, RUNNING),
-            (NOT_STARTED, CANCELED),
-            (RUNNING, COMPLETED),
-            (RUNNING, FAILED),
-            (COMPLETED, CANCELED),
-        ];
         for p in sample(5000) {
-            assert_eq!(p.states[0].status, NOT_STARTED);
+            assert_eq!(p.states[0].status, NotStarted);
             assert_eq!(p.states[0].previous, None);
             assert!(!p.states[0].by_executor);
             assert_eq!(p.states.last().unwrap().status, p.status);
             for pair in p.states.windows(2) {
                 assert_eq!(pair[1].previous, Some(pair[0].status));
-                assert!(allowed.contains(&(pair[0].status, pair[1].status)));
+                assert!(pair[0].status.can_become(pair[1].status));
+                assert_ne!(pair[0].status, pair[1].status);
                 assert!(pair[1].at > pair[0].at, "{p:?}");
             }
             assert_eq!(p.states[0].at, p.created_at);
             assert_eq!(p.last_action_at, p.states.last().unwrap().at);
             assert!(p.last_action_at >= p.created_at);
-            let terminal = matches!(p.status, COMPLETED | FAILED | CANCELED);
+            let terminal = matches!(p.status, Completed | Failed | Canceled);
             assert_eq!(p.completed_at.is_some(), terminal);
-            assert_eq!(p.error.is_some(), p.status == FAILED);
-            assert_eq!(p.cancel_requested_at.is_some(), p.status == CANCELED);
+            assert_eq!(p.error.is_some(), p.status == Failed);
+            assert_eq!(p.cancel_requested_at.is_some(), p.status == Canceled);
             if let Some(requested) = p.cancel_requested_at {
                 assert!(requested > p.created_at);
                 assert!(requested <= p.last_action_at);
@@ -737,15 +727,15 @@ mod tests {
     #[test]
     fn the_mix_is_close_to_the_target_shares() {
         let planned = sample(20_000);
-        let share = |status: &str| {
+        let share = |status: ActionStatus| {
             planned.iter().filter(|p| p.status == status).count() as f64 / planned.len() as f64
         };
         for (status, target) in [
-            (COMPLETED, 0.70),
-            (FAILED, 0.10),
-            (RUNNING, 0.10),
-            (NOT_STARTED, 0.05),
-            (CANCELED, 0.05),
+            (Completed, 0.70),
+            (Failed, 0.10),
+            (Running, 0.10),
+            (NotStarted, 0.05),
+            (Canceled, 0.05),
         ] {
             let got = share(status);
             assert!((got - target).abs() < 0.02, "{status}: {got}");
@@ -755,9 +745,9 @@ mod tests {
         assert!((with_expiry - 0.30).abs() < 0.02, "{with_expiry}");
         let lifted = planned
             .iter()
-            .filter(|p| p.status == CANCELED && p.states.len() == 4)
+            .filter(|p| p.status == Canceled && p.states.len() == 4)
             .count();
-        let canceled = planned.iter().filter(|p| p.status == CANCELED).count();
+        let canceled = planned.iter().filter(|p| p.status == Canceled).count();
         assert!(lifted > canceled / 3 && lifted < canceled * 2 / 3);
     }
 
@@ -781,16 +771,10 @@ mod tests {
     #[test]
     fn parameters_are_canonical_indicators_of_the_action() {
         for p in sample(2000) {
-            let (_, kind) = CATALOG.iter().find(|(n, _)| *n == p.name).unwrap();
+            let definition = CATALOG.iter().find(|d| d.name == p.name).unwrap();
             let (name, value) = &p.parameters[0];
-            assert_eq!(*name, kind.parameter());
-            let kind = match kind {
-                Kind::Ip => IndicatorKind::Ip,
-                Kind::Url => IndicatorKind::Url,
-                Kind::Domain => IndicatorKind::Domain,
-                Kind::FileHash => IndicatorKind::FileHash,
-            };
-            let parsed = Indicator::parse(kind, value).unwrap();
+            assert_eq!(*name, definition.indicator_parameter().name);
+            let parsed = Indicator::parse(definition.indicator, value).unwrap();
             assert_eq!(&parsed.to_string(), value, "{} is not canonical", value);
             if let Some((name, value)) = p.parameters.get(1) {
                 assert_eq!(*name, "expirationDateTime");
@@ -802,14 +786,14 @@ mod tests {
 
     #[test]
     fn inserts_bind_every_non_literal_column_once() {
-        let sql = insert_sql(DbBackend::Postgres, "t", PARAMETER_COLUMNS, 2);
+        let sql = insert_sql(DbBackend::Postgres, &PARAMETERS, 2);
         assert_eq!(
             sql,
-            "INSERT INTO t (action_id, position, tenant_id, name, value) VALUES \
+            "INSERT INTO action_parameters (action_id, position, tenant_id, name, value) VALUES \
              ($1, $2, $3, $4, $5), ($6, $7, $8, $9, $10)"
         );
-        let sql = insert_sql(DbBackend::Sqlite, "actions", ACTION_COLUMNS, 1);
-        assert_eq!(sql.matches('?').count(), binds(ACTION_COLUMNS));
+        let sql = insert_sql(DbBackend::Sqlite, &ACTIONS, 1);
+        assert_eq!(sql.matches('?').count(), binds(&ACTIONS));
         assert!(sql.contains("'blocklist'"));
 
         let mut rows = Rows::default();
@@ -818,7 +802,7 @@ mod tests {
         for i in 0..10 {
             rows.push(plan(i, 10, 2, window(), &mut rng), &mut seq);
         }
-        assert_eq!(rows.actions.len(), 10 * binds(ACTION_COLUMNS));
+        assert_eq!(rows.actions.len(), 10 * binds(&ACTIONS));
         assert_eq!(rows.states.len() as u64, rows.state_rows * 8);
         assert_eq!(rows.parameters.len() as u64, rows.parameter_rows * 5);
         assert_eq!(seq, 41 + rows.state_rows as i64);

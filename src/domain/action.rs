@@ -31,13 +31,17 @@ pub struct Actor {
     pub user: String,
 }
 
+/// The app and user of the executor's state rows.
+pub const EXECUTOR_APP: &str = "actiongate";
+pub const EXECUTOR_USER: &str = "executor";
+
 impl Actor {
     /// The executor, acting in `tenant`; its state rows name it.
     pub fn executor(tenant_id: &str) -> Actor {
         Actor {
             tenant_id: tenant_id.to_owned(),
-            app_id: "actiongate".to_owned(),
-            user: "executor".to_owned(),
+            app_id: EXECUTOR_APP.to_owned(),
+            user: EXECUTOR_USER.to_owned(),
         }
     }
 }

@@ -24,7 +24,7 @@ use tracing::{debug, warn};
 use uuid::Uuid;
 
 use crate::domain::action::{Action, Parameter, StateChange};
-use crate::error::{AppError, DisplayChain};
+use crate::error::AppError;
 use crate::store::{Store, StoredEvent};
 
 pub mod cursor;
@@ -178,7 +178,7 @@ async fn relay(hub: &EventHub, stop: &CancellationToken) {
                 }
                 Ok(None) => break,
                 Err(err) => {
-                    log_error("numbering events", &err);
+                    warn!(error = %err.for_log(), "numbering events");
                     break;
                 }
             }
@@ -203,7 +203,7 @@ async fn tail(hub: &EventHub, stop: &CancellationToken) {
             let events = match store.all_tenants_events_after(head, PAGE).await {
                 Ok(events) => events,
                 Err(err) => {
-                    log_error("reading events", &err);
+                    warn!(error = %err.for_log(), "reading events");
                     break;
                 }
             };
@@ -219,7 +219,7 @@ async fn tail(hub: &EventHub, stop: &CancellationToken) {
                     let _ = hub.inner.batches.send(Arc::new(batch));
                 }
                 Err(err) => {
-                    log_error("loading the actions of events", &err);
+                    warn!(error = %err.for_log(), "loading the actions of events");
                     break;
                 }
             }
@@ -275,11 +275,4 @@ pub async fn build_batch(store: &Store, events: Vec<StoredEvent>) -> Result<Even
         })
         .collect();
     Ok(EventBatch::new(events))
-}
-
-fn log_error(what: &str, err: &AppError) {
-    match err {
-        AppError::Internal(source) => warn!(error = %DisplayChain(source.as_ref()), "{what}"),
-        other => warn!(error = %other, "{what}"),
-    }
 }

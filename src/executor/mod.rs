@@ -19,7 +19,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use crate::error::DisplayChain;
 use crate::providers::Providers;
 use crate::store::Store;
 
@@ -184,11 +183,7 @@ impl Executor {
                             workers.spawn(worker::run(self.context.clone(), claim));
                         }
                     }
-                    Err(err) => {
-                        if let crate::error::AppError::Internal(source) = &err {
-                            warn!(error = %DisplayChain(source.as_ref()), "claiming due actions");
-                        }
-                    }
+                    Err(err) => warn!(error = %err.for_log(), "claiming due actions"),
                 }
             }
             tokio::select! {
@@ -220,7 +215,7 @@ impl Executor {
         }
         match self.context.store.release_leases(&self.owner).await {
             Ok(released) => info!(released, "executor stopped"),
-            Err(err) => warn!(error = ?err, "releasing leases on shutdown"),
+            Err(err) => warn!(error = %err.for_log(), "releasing leases on shutdown"),
         }
     }
 }

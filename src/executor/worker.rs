@@ -42,13 +42,7 @@ pub(super) async fn run(context: Arc<Context>, claim: Claim) {
             }
             Err(err) => {
                 // The lease will expire and the work be claimed again.
-                let detail = match &err {
-                    AppError::Internal(source) => {
-                        crate::error::DisplayChain(source.as_ref()).to_string()
-                    }
-                    other => other.to_string(),
-                };
-                warn!(error = %detail, "recording the attempt failed");
+                warn!(error = %err.for_log(), "recording the attempt failed");
             }
         }
     }

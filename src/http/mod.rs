@@ -158,7 +158,7 @@ async fn readyz(State(state): State<HttpState>) -> Response {
     match state.services.store.ping().await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(err) => {
-            tracing::warn!(error = ?err, "readiness check: database unavailable");
+            tracing::warn!(error = %err.for_log(), "readiness check: database unavailable");
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
         }
     }

@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use super::Store;
 use super::entities::{action, parameter, state};
-use super::sql::{only_if_any, renumber};
-use super::transition::{WORK_EXECUTE, append_state};
+use super::sql::{join, only_if_any};
+use super::transition::{WORK_EXECUTE, state_row};
 use crate::domain::action::{Action, Actor, NewAction};
 use crate::domain::status::ActionStatus;
 use crate::domain::time::{self, to_micros};
@@ -136,7 +136,10 @@ impl Store {
         parameter::Entity::insert_many(parameter_rows(actor, new, id))
             .exec_without_returning(&txn)
             .await?;
-        append_state(&txn, id, actor, ActionStatus::NotStarted, None, at, None).await?;
+        let first_state = state_row(id, actor, ActionStatus::NotStarted, None, at, None);
+        state::Entity::insert(first_state)
+            .exec_without_returning(&txn)
+            .await?;
         self.commit_appended(txn).await?;
         Ok(true)
     }
@@ -152,69 +155,26 @@ impl Store {
         id: Uuid,
         at: i64,
     ) -> Result<bool, AppError> {
-        use sea_orm::sea_query::{PostgresQueryBuilder, Query};
         let backend = DbBackend::Postgres;
-        let action_insert = action::Entity::insert(row)
-            .on_conflict(idempotency_conflict())
-            .build(backend);
-        let mut parameters = Query::insert()
-            .into_table(parameter::Entity)
-            .columns([
-                parameter::Column::ActionId,
-                parameter::Column::Position,
-                parameter::Column::TenantId,
-                parameter::Column::Name,
-                parameter::Column::Value,
-            ])
-            .to_owned();
-        for p in parameter_rows(actor, new, id) {
-            parameters.values_panic([
-                p.action_id.unwrap().into(),
-                p.position.unwrap().into(),
-                p.tenant_id.unwrap().into(),
-                p.name.unwrap().into(),
-                p.value.unwrap().into(),
-            ]);
-        }
-        let state = Query::insert()
-            .into_table(state::Entity)
-            .columns([
-                state::Column::ActionId,
-                state::Column::TenantId,
-                state::Column::AppId,
-                state::Column::UserName,
-                state::Column::Status,
-                state::Column::OccurredAt,
-            ])
-            .values_panic([
-                id.into(),
-                actor.tenant_id.clone().into(),
-                actor.app_id.clone().into(),
-                actor.user.clone().into(),
-                ActionStatus::NotStarted.as_str().into(),
-                at.into(),
-            ])
-            .to_owned();
+        let action = action::Entity::insert(row).on_conflict(idempotency_conflict());
+        let parameters = parameter::Entity::insert_many(parameter_rows(actor, new, id));
+        let first_state = state_row(id, actor, ActionStatus::NotStarted, None, at, None);
+        let ([action, parameters, first_state], values) = join([
+            action.build(backend),
+            parameters.build(backend),
+            state::Entity::insert(first_state).build(backend),
+        ]);
         // The dependent inserts read nothing from the first, so they are
         // joined to its RETURNING row: when the clientContext conflicts the
         // action is not inserted, and neither are they.
-        let (parameters_sql, parameter_values) = parameters.build(PostgresQueryBuilder);
-        let (state_sql, state_values) = state.build(PostgresQueryBuilder);
-        let offset = action_insert.values.as_ref().map_or(0, |v| v.0.len());
-        let parameters_sql = renumber(&parameters_sql, offset);
-        let state_sql = renumber(&state_sql, offset + parameter_values.0.len());
         let sql = format!(
-            "WITH inserted AS ({} RETURNING id), \
+            "WITH inserted AS ({action} RETURNING id), \
                   parameters AS ({}), \
                   first_state AS ({}) \
              SELECT COUNT(*) AS inserted FROM inserted",
-            action_insert.sql,
-            only_if_any(&parameters_sql, "inserted"),
-            only_if_any(&state_sql, "inserted"),
+            only_if_any(&parameters, "inserted"),
+            only_if_any(&first_state, "inserted"),
         );
-        let mut values = action_insert.values.map(|v| v.0).unwrap_or_default();
-        values.extend(parameter_values.0);
-        values.extend(state_values.0);
         let row = self
             .connection()
             .query_one_raw(Statement::from_sql_and_values(backend, sql, values))

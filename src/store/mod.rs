@@ -18,7 +18,7 @@ use tracing::info;
 use crate::error::AppError;
 
 mod cancel;
-pub(crate) mod entities;
+pub mod entities;
 mod events;
 mod filter_sql;
 mod invoke;

@@ -1,8 +1,23 @@
 //! Joining statements into one for PostgreSQL: data-modifying CTEs make a
 //! write of several rows one round trip, atomic like a transaction.
 
+use sea_orm::{Statement, Value};
+
+/// The SQL of each of `statements`, its placeholders shifted past those of
+/// the statements before it, and all their values in order: the parts of one
+/// statement to be written around them.
+pub(super) fn join<const N: usize>(statements: [Statement; N]) -> ([String; N], Vec<Value>) {
+    let mut values = Vec::new();
+    let sql = statements.map(|statement| {
+        let sql = renumber(&statement.sql, values.len());
+        values.extend(statement.values.map(|v| v.0).unwrap_or_default());
+        sql
+    });
+    (sql, values)
+}
+
 /// Shifts the `$n` placeholders of `sql` by `offset`, to join statements.
-pub(super) fn renumber(sql: &str, offset: usize) -> String {
+fn renumber(sql: &str, offset: usize) -> String {
     let mut out = String::with_capacity(sql.len() + 8);
     let mut chars = sql.chars().peekable();
     while let Some(c) = chars.next() {
@@ -34,6 +49,20 @@ pub(super) fn only_if_any(insert: &str, cte: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn joined_statements_number_their_placeholders_in_turn() {
+        let statement = |sql: &str, values: Vec<Value>| {
+            Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, sql, values)
+        };
+        let ([first, second], values) = join([
+            statement("a = $1 AND b = $2", vec![1.into(), 2.into()]),
+            statement("c = $1", vec![3.into()]),
+        ]);
+        assert_eq!(first, "a = $1 AND b = $2");
+        assert_eq!(second, "c = $3");
+        assert_eq!(values, vec![Value::from(1), Value::from(2), Value::from(3)]);
+    }
 
     #[test]
     fn placeholders_shift_and_values_wait_for_the_cte() {

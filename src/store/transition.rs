@@ -18,7 +18,6 @@
 //! action (a retry's delay, a lease given back, a revert queued by a cancel)
 //! leave its status as it is.
 
-use sea_orm::sea_query::PostgresQueryBuilder;
 use sea_orm::sea_query::{Expr, SimpleExpr};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
@@ -28,7 +27,7 @@ use uuid::Uuid;
 
 use super::Store;
 use super::entities::{action, state};
-use super::sql::{only_if_any, renumber};
+use super::sql::{join, only_if_any};
 use crate::domain::action::{Actor, ErrorInfo};
 use crate::domain::status::ActionStatus;
 use crate::error::AppError;
@@ -123,24 +122,15 @@ impl Transition {
         }
         self.check()?;
         let backend = DbBackend::Postgres;
-        let update = self.update(actor, at).build(backend);
-        let state = state_insert(
-            self.id,
-            actor,
-            self.to,
-            Some(self.from),
-            at,
-            self.detail.clone(),
-        )
-        .build(PostgresQueryBuilder);
-        let offset = update.values.as_ref().map_or(0, |v| v.0.len());
+        let state = self.state_row(actor, at);
+        let ([update, state], values) = join([
+            self.update(actor, at).build(backend),
+            state::Entity::insert(state).build(backend),
+        ]);
         let sql = format!(
-            "WITH moved AS ({} RETURNING \"id\") {}",
-            update.sql,
-            only_if_any(&renumber(&state.0, offset), "moved"),
+            "WITH moved AS ({update} RETURNING \"id\") {}",
+            only_if_any(&state, "moved"),
         );
-        let mut values = update.values.map(|v| v.0).unwrap_or_default();
-        values.extend(state.1.0);
         let result = store
             .connection()
             .execute_raw(Statement::from_sql_and_values(backend, sql, values))
@@ -150,6 +140,18 @@ impl Transition {
             store.states_appended.notify_one();
         }
         Ok(applied)
+    }
+
+    /// The state row that records this change.
+    fn state_row(&self, actor: &Actor, at: i64) -> state::ActiveModel {
+        state_row(
+            self.id,
+            actor,
+            self.to,
+            Some(self.from),
+            at,
+            self.detail.clone(),
+        )
     }
 
     fn check(&self) -> Result<(), AppError> {
@@ -197,39 +199,16 @@ impl Transition {
         if result.rows_affected != 1 {
             return Ok(false);
         }
-        append_state(
-            txn,
-            self.id,
-            actor,
-            self.to,
-            Some(self.from),
-            at,
-            self.detail,
-        )
-        .await?;
+        let state = self.state_row(actor, at);
+        state::Entity::insert(state)
+            .exec_without_returning(txn)
+            .await?;
         Ok(true)
     }
 }
 
-/// Appends one row to the state history. The row's `seq` stays empty until the
-/// event relay numbers it after commit.
-pub(crate) async fn append_state<C: ConnectionTrait>(
-    txn: &C,
-    action_id: Uuid,
-    actor: &Actor,
-    status: ActionStatus,
-    previous: Option<ActionStatus>,
-    at: i64,
-    detail: Option<String>,
-) -> Result<(), AppError> {
-    let row = state_row(action_id, actor, status, previous, at, detail);
-    state::Entity::insert(row)
-        .exec_without_returning(txn)
-        .await?;
-    Ok(())
-}
-
-/// A new state row, not numbered yet.
+/// A new row of the state history, not numbered yet: its `seq` stays empty
+/// until the event relay numbers it after commit. Every state row is made here.
 pub(crate) fn state_row(
     action_id: Uuid,
     actor: &Actor,
@@ -250,38 +229,4 @@ pub(crate) fn state_row(
         occurred_at: Set(at),
         detail: Set(detail),
     }
-}
-
-/// The insert of one state row, as a statement to join into others.
-fn state_insert(
-    action_id: Uuid,
-    actor: &Actor,
-    status: ActionStatus,
-    previous: Option<ActionStatus>,
-    at: i64,
-    detail: Option<String>,
-) -> sea_orm::sea_query::InsertStatement {
-    sea_orm::sea_query::Query::insert()
-        .into_table(state::Entity)
-        .columns([
-            state::Column::ActionId,
-            state::Column::TenantId,
-            state::Column::AppId,
-            state::Column::UserName,
-            state::Column::Status,
-            state::Column::PreviousStatus,
-            state::Column::OccurredAt,
-            state::Column::Detail,
-        ])
-        .values_panic([
-            action_id.into(),
-            actor.tenant_id.clone().into(),
-            actor.app_id.clone().into(),
-            actor.user.clone().into(),
-            status.as_str().into(),
-            previous.map(|s| s.as_str().to_owned()).into(),
-            at.into(),
-            detail.into(),
-        ])
-        .to_owned()
 }

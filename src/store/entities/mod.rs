@@ -1,5 +1,6 @@
 //! sea-orm entities of the three tables. Only the store uses them: the rest of
-//! the gateway sees domain types.
+//! the gateway sees domain types. (The bench's seeder names its tables and
+//! columns by them too.)
 
 pub mod action;
 pub mod parameter;
