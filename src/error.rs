@@ -12,39 +12,39 @@ use std::fmt;
 use async_graphql::ErrorExtensions;
 
 /// Every stable `extensions.code` a client can see, in one place.
-pub mod codes {
+pub(crate) mod codes {
     // Errors of resolvers: the variants of `AppError`.
-    pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
-    pub const FORBIDDEN: &str = "FORBIDDEN";
-    pub const NOT_FOUND: &str = "NOT_FOUND";
-    pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
-    pub const CONFLICT: &str = "CONFLICT";
-    pub const NOT_CANCELABLE: &str = "NOT_CANCELABLE";
-    pub const INTERNAL_SERVER_ERROR: &str = "INTERNAL_SERVER_ERROR";
-    pub const SUBSCRIBER_TOO_SLOW: &str = "SUBSCRIBER_TOO_SLOW";
-    pub const TIMEOUT: &str = "TIMEOUT";
+    pub(crate) const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
+    pub(crate) const FORBIDDEN: &str = "FORBIDDEN";
+    pub(crate) const NOT_FOUND: &str = "NOT_FOUND";
+    pub(crate) const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
+    pub(crate) const CONFLICT: &str = "CONFLICT";
+    pub(crate) const NOT_CANCELABLE: &str = "NOT_CANCELABLE";
+    pub(crate) const INTERNAL_SERVER_ERROR: &str = "INTERNAL_SERVER_ERROR";
+    pub(crate) const SUBSCRIBER_TOO_SLOW: &str = "SUBSCRIBER_TOO_SLOW";
+    pub(crate) const TIMEOUT: &str = "TIMEOUT";
 
     // A document that does not parse or validate.
-    pub const GRAPHQL_VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
+    pub(crate) const GRAPHQL_VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
 
     // Operation limits, checked before anything executes.
-    pub const QUERY_TOO_LARGE: &str = "QUERY_TOO_LARGE";
-    pub const QUERY_TOO_DEEP: &str = "QUERY_TOO_DEEP";
-    pub const QUERY_TOO_COMPLEX: &str = "QUERY_TOO_COMPLEX";
-    pub const TOO_MANY_ALIASES: &str = "TOO_MANY_ALIASES";
-    pub const TOO_MANY_ROOT_FIELDS: &str = "TOO_MANY_ROOT_FIELDS";
-    pub const TOO_MANY_DIRECTIVES: &str = "TOO_MANY_DIRECTIVES";
-    pub const INTROSPECTION_DISABLED: &str = "INTROSPECTION_DISABLED";
-    pub const RATE_LIMITED: &str = "RATE_LIMITED";
+    pub(crate) const QUERY_TOO_LARGE: &str = "QUERY_TOO_LARGE";
+    pub(crate) const QUERY_TOO_DEEP: &str = "QUERY_TOO_DEEP";
+    pub(crate) const QUERY_TOO_COMPLEX: &str = "QUERY_TOO_COMPLEX";
+    pub(crate) const TOO_MANY_ALIASES: &str = "TOO_MANY_ALIASES";
+    pub(crate) const TOO_MANY_ROOT_FIELDS: &str = "TOO_MANY_ROOT_FIELDS";
+    pub(crate) const TOO_MANY_DIRECTIVES: &str = "TOO_MANY_DIRECTIVES";
+    pub(crate) const INTROSPECTION_DISABLED: &str = "INTROSPECTION_DISABLED";
+    pub(crate) const RATE_LIMITED: &str = "RATE_LIMITED";
 
     // Requests refused by a transport before they reach GraphQL.
-    pub const BAD_REQUEST: &str = "BAD_REQUEST";
-    pub const BATCH_NOT_SUPPORTED: &str = "BATCH_NOT_SUPPORTED";
-    pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
-    pub const UNSUPPORTED_MEDIA_TYPE: &str = "UNSUPPORTED_MEDIA_TYPE";
-    pub const PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";
-    pub const TOO_MANY_CONNECTIONS: &str = "TOO_MANY_CONNECTIONS";
-    pub const TOO_MANY_SUBSCRIPTIONS: &str = "TOO_MANY_SUBSCRIPTIONS";
+    pub(crate) const BAD_REQUEST: &str = "BAD_REQUEST";
+    pub(crate) const BATCH_NOT_SUPPORTED: &str = "BATCH_NOT_SUPPORTED";
+    pub(crate) const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
+    pub(crate) const UNSUPPORTED_MEDIA_TYPE: &str = "UNSUPPORTED_MEDIA_TYPE";
+    pub(crate) const PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";
+    pub(crate) const TOO_MANY_CONNECTIONS: &str = "TOO_MANY_CONNECTIONS";
+    pub(crate) const TOO_MANY_SUBSCRIPTIONS: &str = "TOO_MANY_SUBSCRIPTIONS";
 }
 
 /// An error a request can end with.
@@ -82,7 +82,7 @@ pub enum AppError {
 
 impl AppError {
     /// The stable `extensions.code` of this error.
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             AppError::Unauthenticated(_) => codes::UNAUTHENTICATED,
             AppError::Forbidden(_) => codes::FORBIDDEN,
@@ -97,7 +97,7 @@ impl AppError {
     }
 
     /// A validation error on the input path `field`.
-    pub fn bad_input(field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn bad_input(field: impl Into<String>, message: impl Into<String>) -> Self {
         AppError::BadUserInput {
             field: field.into(),
             message: message.into(),
@@ -105,13 +105,13 @@ impl AppError {
     }
 
     /// An internal error from any source; its text goes to the log only.
-    pub fn internal(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+    pub(crate) fn internal(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         AppError::Internal(source.into())
     }
 
     /// The error as the log shows it: an internal error or a timeout with
     /// the chain of its sources, which clients never see; others as they are.
-    pub fn for_log(&self) -> String {
+    pub(crate) fn for_log(&self) -> String {
         match self {
             AppError::Internal(source) | AppError::Timeout(source) => {
                 DisplayChain(source.as_ref()).to_string()

@@ -4,6 +4,8 @@
 //! the database migrated; [`App::run_until_stopped`] serves until the shutdown
 //! future resolves. `main` and every integration test use these two.
 
+#![warn(unreachable_pub)]
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,19 +16,28 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-pub mod auth;
-pub mod config;
-pub mod domain;
-pub mod error;
-pub mod events;
-pub mod executor;
-pub mod graphql;
-pub mod http;
-pub mod providers;
-pub mod store;
+mod auth;
+mod config;
+mod domain;
+mod error;
+mod events;
+mod executor;
+mod graphql;
+mod http;
+mod providers;
+mod store;
 
-pub use config::Config;
+// What `main`, the integration tests and the bench use.
+pub use auth::dev::{DEV_TENANT, TokenSpec, load_or_create_dev_secret, mint, parse_ttl, role_name};
+pub use auth::{READ_ROLE, READ_WRITE_ROLE};
+pub use config::cli::{Cli, Command, LogFormat, TokenArgs};
+pub use config::{Config, TokenKeys};
 pub use domain::time::parse_duration;
+pub use events::{EventHub, cursor as event_cursor, feed as event_feed};
+pub use graphql::sdl;
+pub use http::rate_limit::{Rate, RateLimits};
+pub use providers::config::ProvidersFile;
+pub use store::Store;
 
 // What the bench's seeder writes, named as the gateway names it.
 pub use domain::action::{EXECUTOR_APP, EXECUTOR_USER};
@@ -35,16 +46,12 @@ pub use domain::indicator::{Indicator, IndicatorKind};
 pub use domain::status::ActionStatus;
 pub use store::entities;
 
-use auth::dev::{TokenSpec, load_or_create_dev_secret, mint};
 use auth::{Authenticator, KeySource, TokenRules};
-use config::TokenKeys;
-use events::EventHub;
 use executor::{Executor, ExecutorHandle};
 use graphql::Services;
 use http::HttpState;
 use http::rate_limit::RateLimiter;
 use providers::Providers;
-use store::Store;
 
 /// Why the gateway could not start.
 pub type StartError = Box<dyn std::error::Error + Send + Sync>;

@@ -3,12 +3,10 @@
 
 use std::process::ExitCode;
 
-use actiongate::auth::dev::{
-    DEV_TENANT, TokenSpec, load_or_create_dev_secret, mint, parse_ttl, role_name,
+use actiongate::{
+    App, Cli, Command, Config, DEV_TENANT, LogFormat, StartError, TokenArgs, TokenSpec,
+    load_or_create_dev_secret, mint, parse_ttl, role_name,
 };
-use actiongate::config::Config;
-use actiongate::config::cli::{Cli, Command, LogFormat, TokenArgs};
-use actiongate::{App, StartError};
 use tracing_subscriber::EnvFilter;
 
 #[global_allocator]
@@ -38,7 +36,7 @@ async fn run(cli: Cli) -> Result<(), StartError> {
             Ok(())
         }
         Command::Schema => {
-            print!("{}", actiongate::graphql::sdl());
+            print!("{}", actiongate::sdl());
             Ok(())
         }
         Command::Token(args) => {

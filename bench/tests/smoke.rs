@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use actiongate::auth::READ_WRITE_ROLE;
-use actiongate::auth::dev::{TokenSpec, mint};
-use actiongate::config::TokenKeys;
-use actiongate::http::rate_limit::{Rate, RateLimits};
+use actiongate::READ_WRITE_ROLE;
+use actiongate::TokenKeys;
 use actiongate::{App, Config};
+use actiongate::{Rate, RateLimits};
+use actiongate::{TokenSpec, mint};
 use serde_json::{Value, json};
 use tokio::process::Command;
 use tokio::sync::oneshot;

@@ -17,13 +17,13 @@ use serde::Serialize;
 use super::{READ_ROLE, READ_WRITE_ROLE};
 
 /// The file that holds the development secret, under the data directory.
-pub const DEV_SECRET_FILE: &str = "dev-jwt-secret";
+pub(crate) const DEV_SECRET_FILE: &str = "dev-jwt-secret";
 
 /// The tenant, app and user of the development token, and the defaults of
 /// `actiongate token`.
 pub const DEV_TENANT: &str = "dev-tenant";
-pub const DEV_APP: &str = "dev-app";
-pub const DEV_USER: &str = "dev-user";
+pub(crate) const DEV_APP: &str = "dev-app";
+pub(crate) const DEV_USER: &str = "dev-user";
 
 /// What a minted token says.
 #[derive(Debug, Clone)]
@@ -40,7 +40,7 @@ pub struct TokenSpec {
 
 impl TokenSpec {
     /// The token printed at start: tenant `dev-tenant`, read and write.
-    pub fn development() -> TokenSpec {
+    pub(crate) fn development() -> TokenSpec {
         TokenSpec {
             tenant: DEV_TENANT.into(),
             app: DEV_APP.into(),

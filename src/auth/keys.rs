@@ -11,7 +11,7 @@ use tokio::sync::{Mutex, RwLock};
 use tracing::{info, warn};
 
 /// Shortest HS256 secret accepted: RFC 7518 asks for a key as long as the hash.
-pub const MIN_SECRET_LEN: usize = 32;
+pub(super) const MIN_SECRET_LEN: usize = 32;
 /// A JWKS is fetched again at least this often.
 const JWKS_MAX_AGE: Duration = Duration::from_secs(600);
 /// An unknown `kid` fetches the JWKS again, but not more often than this, so
@@ -27,7 +27,7 @@ struct VerifyKey {
 }
 
 /// The keys tokens are verified with.
-pub struct KeySource(Keys);
+pub(crate) struct KeySource(Keys);
 
 enum Keys {
     /// Fixed keys: an HS256 secret or a PEM public key.
@@ -51,7 +51,7 @@ enum JwksLocation {
 
 impl KeySource {
     /// An HS256 secret of at least [`MIN_SECRET_LEN`] bytes.
-    pub fn hs256(secret: &[u8]) -> Result<KeySource, String> {
+    pub(crate) fn hs256(secret: &[u8]) -> Result<KeySource, String> {
         if secret.len() < MIN_SECRET_LEN {
             return Err(format!(
                 "the JWT secret must be at least {MIN_SECRET_LEN} bytes"
@@ -66,7 +66,7 @@ impl KeySource {
     }
 
     /// An RSA (RS256) or P-256 (ES256) public key in PEM form.
-    pub fn public_key_pem(pem: &[u8]) -> Result<KeySource, String> {
+    pub(crate) fn public_key_pem(pem: &[u8]) -> Result<KeySource, String> {
         let (algorithm, key) = if let Ok(key) = DecodingKey::from_ec_pem(pem) {
             (Algorithm::ES256, key)
         } else if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
@@ -82,7 +82,7 @@ impl KeySource {
     }
 
     /// A JWKS at a file path or an http(s) URL, read now and again as needed.
-    pub async fn jwks(location: &str) -> Result<KeySource, String> {
+    pub(crate) async fn jwks(location: &str) -> Result<KeySource, String> {
         let location = if location.starts_with("http://") || location.starts_with("https://") {
             JwksLocation::Url(location.to_owned())
         } else {

@@ -15,10 +15,10 @@ use serde::Deserialize;
 use crate::domain::action::Actor;
 use crate::error::AppError;
 
-pub mod dev;
+pub(crate) mod dev;
 mod keys;
 
-pub use keys::KeySource;
+pub(crate) use keys::KeySource;
 
 /// The role that allows queries and subscriptions.
 pub const READ_ROLE: &str = "SecurityActions.Read.All";
@@ -32,7 +32,7 @@ const LEEWAY: Duration = Duration::from_secs(30);
 
 /// The verified caller of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
+pub(crate) struct Principal {
     /// `tid`: the tenant every query and change is scoped by.
     pub tenant_id: String,
     /// `appid`, else `azp`.
@@ -47,7 +47,7 @@ pub struct Principal {
 
 impl Principal {
     /// The caller as the store sees it.
-    pub fn actor(&self) -> Actor {
+    pub(crate) fn actor(&self) -> Actor {
         Actor {
             tenant_id: self.tenant_id.clone(),
             app_id: self.app_id.clone(),
@@ -56,7 +56,7 @@ impl Principal {
     }
 
     /// `FORBIDDEN` unless the token holds a role that allows reading.
-    pub fn require_read(&self) -> Result<(), AppError> {
+    pub(crate) fn require_read(&self) -> Result<(), AppError> {
         if self.can_read || self.can_write {
             Ok(())
         } else {
@@ -67,7 +67,7 @@ impl Principal {
     }
 
     /// `FORBIDDEN` unless the token holds the role that allows changes.
-    pub fn require_write(&self) -> Result<(), AppError> {
+    pub(crate) fn require_write(&self) -> Result<(), AppError> {
         if self.can_write {
             Ok(())
         } else {
@@ -80,7 +80,7 @@ impl Principal {
 
 /// What token validation checks besides the signature.
 #[derive(Debug, Clone, Default)]
-pub struct TokenRules {
+pub(crate) struct TokenRules {
     /// Required `iss`, when set.
     pub issuer: Option<String>,
     /// Required `aud`, when set.
@@ -88,7 +88,7 @@ pub struct TokenRules {
 }
 
 /// Verifies bearer tokens.
-pub struct Authenticator {
+pub(crate) struct Authenticator {
     keys: KeySource,
     rules: TokenRules,
 }
@@ -114,12 +114,15 @@ struct Claims {
 }
 
 impl Authenticator {
-    pub fn new(keys: KeySource, rules: TokenRules) -> Authenticator {
+    pub(crate) fn new(keys: KeySource, rules: TokenRules) -> Authenticator {
         Authenticator { keys, rules }
     }
 
     /// Verifies the value of an `Authorization` header (`Bearer <JWT>`).
-    pub async fn authenticate_header(&self, header: Option<&str>) -> Result<Principal, AppError> {
+    pub(crate) async fn authenticate_header(
+        &self,
+        header: Option<&str>,
+    ) -> Result<Principal, AppError> {
         let header = header.ok_or_else(|| {
             AppError::Unauthenticated("an Authorization: Bearer <token> header is required".into())
         })?;
@@ -135,7 +138,7 @@ impl Authenticator {
     }
 
     /// Verifies a bare JWT.
-    pub async fn authenticate(&self, token: &str) -> Result<Principal, AppError> {
+    pub(crate) async fn authenticate(&self, token: &str) -> Result<Principal, AppError> {
         let invalid = |reason: &str| AppError::Unauthenticated(format!("invalid token: {reason}"));
         if token.len() > 16 * 1024 {
             return Err(invalid("too long"));

@@ -18,14 +18,15 @@ use crate::http::ws::WsOptions;
 use crate::providers::config::ProvidersFile;
 use crate::store::StoreOptions;
 
-pub mod cli;
+pub(crate) mod cli;
 
 use cli::Settings;
 
 /// Where the gateway listens unless told otherwise.
-pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080));
+pub(crate) const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080));
 /// The directory for the SQLite database, blocklists and the development key.
-pub const DEFAULT_DATA_DIR: &str = "data";
+pub(crate) const DEFAULT_DATA_DIR: &str = "data";
 
 /// How tokens are verified.
 #[derive(Debug, Clone)]
@@ -84,7 +85,7 @@ impl Config {
     }
 
     /// Whether introspection is on: as set, else only with the development key.
-    pub fn introspection_enabled(&self) -> bool {
+    pub(crate) fn introspection_enabled(&self) -> bool {
         self.introspection
             .unwrap_or(matches!(self.token_keys, TokenKeys::Development))
     }
@@ -173,7 +174,7 @@ impl Config {
 }
 
 /// `sqlite://<data-dir>/actiongate.db?mode=rwc`
-pub fn default_database_url(data_dir: &Path) -> String {
+pub(crate) fn default_database_url(data_dir: &Path) -> String {
     format!("sqlite://{}/actiongate.db?mode=rwc", data_dir.display())
 }
 

@@ -12,20 +12,20 @@ use super::text::check_text;
 use crate::error::AppError;
 
 /// Most parameters one action may carry.
-pub const MAX_PARAMETERS: usize = 20;
+pub(crate) const MAX_PARAMETERS: usize = 20;
 /// Longest parameter value, in characters.
-pub const MAX_PARAMETER_VALUE: usize = 2048;
+pub(crate) const MAX_PARAMETER_VALUE: usize = 2048;
 /// Longest `actionReason`, in characters.
-pub const MAX_ACTION_REASON: usize = 1000;
+pub(crate) const MAX_ACTION_REASON: usize = 1000;
 /// Longest `clientContext`, in characters.
-pub const MAX_CLIENT_CONTEXT: usize = 256;
+pub(crate) const MAX_CLIENT_CONTEXT: usize = 256;
 /// Longest vendor information field, in characters.
-pub const MAX_VENDOR_FIELD: usize = 256;
+pub(crate) const MAX_VENDOR_FIELD: usize = 256;
 
 /// Who makes a change: a caller of the API (from its token) or the executor.
 /// Every change is scoped to the actor's tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor {
+pub(crate) struct Actor {
     pub tenant_id: String,
     pub app_id: String,
     pub user: String,
@@ -37,7 +37,7 @@ pub const EXECUTOR_USER: &str = "executor";
 
 impl Actor {
     /// The executor, acting in `tenant`; its state rows name it.
-    pub fn executor(tenant_id: &str) -> Actor {
+    pub(crate) fn executor(tenant_id: &str) -> Actor {
         Actor {
             tenant_id: tenant_id.to_owned(),
             app_id: EXECUTOR_APP.to_owned(),
@@ -48,7 +48,7 @@ impl Actor {
 
 /// A request to invoke an action, as the caller sent it: nothing checked yet.
 #[derive(Debug, Clone, Default)]
-pub struct ActionRequest {
+pub(crate) struct ActionRequest {
     pub name: String,
     pub action_reason: Option<String>,
     pub parameters: Vec<(String, String)>,
@@ -58,7 +58,7 @@ pub struct ActionRequest {
 
 /// The caller's choice of provider, as sent.
 #[derive(Debug, Clone, Default)]
-pub struct VendorRequest {
+pub(crate) struct VendorRequest {
     pub provider: Option<String>,
     pub provider_version: Option<String>,
     pub sub_provider: Option<String>,
@@ -92,13 +92,11 @@ pub struct ErrorInfo {
 /// An action that passed validation, ready to be stored. Nothing downstream
 /// checks it again.
 #[derive(Debug, Clone)]
-pub struct NewAction {
+pub(crate) struct NewAction {
     pub definition: &'static ActionDefinition,
     pub action_reason: Option<String>,
     /// Canonical names and values, in the caller's order.
     pub parameters: Vec<Parameter>,
-    pub indicator: Indicator,
-    pub expires_at: Option<DateTime<Utc>>,
     pub vendor: VendorInformation,
     pub client_context: Option<String>,
     /// A digest of everything above: the same input gives the same digest, so a
@@ -109,7 +107,7 @@ pub struct NewAction {
 impl NewAction {
     /// Validates a request against the catalog and the configured providers.
     /// Each error names the input field that is wrong.
-    pub fn validate(
+    pub(crate) fn validate(
         request: ActionRequest,
         tenant: &str,
         providers: &ProviderDirectory,
@@ -147,16 +145,13 @@ impl NewAction {
             None => None,
         };
 
-        let (parameters, indicator, expires_at) =
-            validate_parameters(definition, request.parameters, now)?;
+        let parameters = validate_parameters(definition, request.parameters, now)?;
         let vendor = validate_vendor(definition, request.vendor, tenant, providers)?;
         let fingerprint = fingerprint(definition, &action_reason, &parameters, &vendor);
         Ok(NewAction {
             definition,
             action_reason,
             parameters,
-            indicator,
-            expires_at,
             vendor,
             client_context,
             fingerprint,
@@ -164,13 +159,13 @@ impl NewAction {
     }
 }
 
-type ValidatedParameters = (Vec<Parameter>, Indicator, Option<DateTime<Utc>>);
-
+/// The parameters in canonical form: the indicator well-formed, the expiry
+/// in the future, each parameter once, the indicator present.
 fn validate_parameters(
     definition: &ActionDefinition,
     raw: Vec<(String, String)>,
     now: DateTime<Utc>,
-) -> Result<ValidatedParameters, AppError> {
+) -> Result<Vec<Parameter>, AppError> {
     if raw.is_empty() {
         return Err(AppError::bad_input(
             "input.parameters",
@@ -188,8 +183,7 @@ fn validate_parameters(
         ));
     }
     let mut parameters = Vec::with_capacity(raw.len());
-    let mut indicator = None;
-    let mut expires_at = None;
+    let mut has_indicator = false;
     for (i, (name, value)) in raw.into_iter().enumerate() {
         let name_field = format!("input.parameters[{i}].name");
         let value_field = format!("input.parameters[{i}].value");
@@ -217,9 +211,8 @@ fn validate_parameters(
             ParameterKind::Indicator(kind) => {
                 let parsed = Indicator::parse(kind, value.trim())
                     .map_err(|msg| AppError::bad_input(&value_field, msg))?;
-                let text = parsed.to_string();
-                indicator = Some(parsed);
-                text
+                has_indicator = true;
+                parsed.to_string()
             }
             ParameterKind::ExpirationDateTime => {
                 let at = DateTime::parse_from_rfc3339(value.trim())
@@ -236,7 +229,6 @@ fn validate_parameters(
                         "expirationDateTime must be in the future",
                     ));
                 }
-                expires_at = Some(at);
                 at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
             }
         };
@@ -245,17 +237,17 @@ fn validate_parameters(
             value: canonical,
         });
     }
-    let indicator = indicator.ok_or_else(|| {
-        AppError::bad_input(
+    if !has_indicator {
+        return Err(AppError::bad_input(
             "input.parameters",
             format!(
                 "{} requires the parameter '{}'",
                 definition.name,
                 definition.indicator_parameter().name
             ),
-        )
-    })?;
-    Ok((parameters, indicator, expires_at))
+        ));
+    }
+    Ok(parameters)
 }
 
 fn validate_vendor(

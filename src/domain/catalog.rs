@@ -17,7 +17,7 @@ pub enum Verdict {
 
 impl Verdict {
     /// `blocked` / `allowed`, as used in blocklist file names.
-    pub fn past_tense(self) -> &'static str {
+    pub(crate) fn past_tense(self) -> &'static str {
         match self {
             Verdict::Block => "blocked",
             Verdict::Allow => "allowed",
@@ -58,7 +58,7 @@ pub struct ActionDefinition {
 
 impl ActionDefinition {
     /// The parameter with this name, matched case-insensitively.
-    pub fn parameter(&self, name: &str) -> Option<&ParameterDefinition> {
+    pub(crate) fn parameter(&self, name: &str) -> Option<&ParameterDefinition> {
         self.parameters
             .iter()
             .find(|p| p.name.eq_ignore_ascii_case(name))
@@ -156,7 +156,7 @@ pub static CATALOG: [ActionDefinition; 8] = [
 ];
 
 /// The action with this name, matched case-insensitively.
-pub fn find_action(name: &str) -> Option<&'static ActionDefinition> {
+pub(crate) fn find_action(name: &str) -> Option<&'static ActionDefinition> {
     CATALOG.iter().find(|a| a.name.eq_ignore_ascii_case(name))
 }
 

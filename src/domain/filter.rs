@@ -14,11 +14,11 @@ use super::status::ActionStatus;
 use crate::error::AppError;
 
 /// Deepest nesting of `and` / `or` / `not`.
-pub const MAX_FILTER_DEPTH: usize = 5;
+pub(crate) const MAX_FILTER_DEPTH: usize = 5;
 /// Most filter objects in one filter, nested ones included.
-pub const MAX_FILTER_NODES: usize = 50;
+pub(crate) const MAX_FILTER_NODES: usize = 50;
 /// Longest list in one filter field.
-pub const MAX_FILTER_LIST: usize = 100;
+pub(crate) const MAX_FILTER_LIST: usize = 100;
 
 /// A validated action filter.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -43,16 +43,8 @@ pub struct ActionFilter {
 }
 
 impl ActionFilter {
-    /// A filter that holds for the actions with these ids.
-    pub fn by_ids(ids: Vec<Uuid>) -> ActionFilter {
-        ActionFilter {
-            ids: Some(ids),
-            ..ActionFilter::default()
-        }
-    }
-
     /// Checks the size limits; `field` is the path of this filter in the input.
-    pub fn check_limits(&self, field: &str) -> Result<(), AppError> {
+    pub(crate) fn check_limits(&self, field: &str) -> Result<(), AppError> {
         let mut nodes = 0;
         self.check_node(field, 1, &mut nodes)
     }
@@ -100,7 +92,12 @@ impl ActionFilter {
     }
 
     /// Whether an action with these parameters, in `status`, passes the filter.
-    pub fn matches(&self, action: &Action, parameters: &[Parameter], status: ActionStatus) -> bool {
+    pub(crate) fn matches(
+        &self,
+        action: &Action,
+        parameters: &[Parameter],
+        status: ActionStatus,
+    ) -> bool {
         in_list(&self.ids, &action.id)
             && in_list(&self.statuses, &status)
             && self
@@ -222,7 +219,10 @@ mod tests {
             ..Default::default()
         };
         assert!(!none.matches(&action(), &[], ActionStatus::Running));
-        let no_ids = ActionFilter::by_ids(vec![]);
+        let no_ids = ActionFilter {
+            ids: Some(vec![]),
+            ..Default::default()
+        };
         assert!(!no_ids.matches(&action(), &[], ActionStatus::Running));
     }
 

@@ -58,7 +58,7 @@ pub enum Indicator {
 }
 
 /// The longest URL accepted, as most browsers and proxies handle it.
-pub const MAX_URL_LEN: usize = 2048;
+pub(crate) const MAX_URL_LEN: usize = 2048;
 
 impl Indicator {
     /// Parses `value` as an indicator of `kind`; the error says what is wrong.
@@ -71,19 +71,9 @@ impl Indicator {
         }
     }
 
-    /// The kind of this indicator.
-    pub fn kind(&self) -> IndicatorKind {
-        match self {
-            Indicator::Ip(_) => IndicatorKind::Ip,
-            Indicator::Url(_) => IndicatorKind::Url,
-            Indicator::Domain(_) => IndicatorKind::Domain,
-            Indicator::FileHash(..) => IndicatorKind::FileHash,
-        }
-    }
-
     /// A short label of the precise kind: `ip`, `url`, `domain`, `md5`, `sha1`
     /// or `sha256`. Blocklist files are named after it.
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             Indicator::Ip(_) => "ip",
             Indicator::Url(_) => "url",
@@ -144,7 +134,7 @@ fn parse_url(value: &str) -> Result<Indicator, String> {
 
 /// Validates a domain name and returns it in canonical form: lower case,
 /// internationalised labels in punycode, no trailing dot.
-pub fn parse_domain(value: &str) -> Result<String, String> {
+pub(crate) fn parse_domain(value: &str) -> Result<String, String> {
     let trimmed = value.strip_suffix('.').unwrap_or(value);
     let invalid = || format!("'{}' is not a domain name", shorten(value));
     if trimmed.is_empty() || trimmed.len() > 253 {
@@ -199,7 +189,7 @@ fn parse_hash(value: &str) -> Result<Indicator, String> {
 }
 
 /// The start of a value, for error messages that should not echo kilobytes.
-pub fn shorten(value: &str) -> String {
+pub(crate) fn shorten(value: &str) -> String {
     const MAX: usize = 64;
     match value.char_indices().nth(MAX) {
         Some((cut, _)) => format!("{}…", &value[..cut]),

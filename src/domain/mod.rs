@@ -1,12 +1,12 @@
 //! Validated types of the gateway: actions, the catalog, indicators, the status
 //! state machine, filters and pages. Nothing here knows of GraphQL, HTTP or SQL.
 
-pub mod action;
-pub mod catalog;
-pub mod filter;
-pub mod indicator;
-pub mod page;
-pub mod providers;
-pub mod status;
-pub mod text;
-pub mod time;
+pub(crate) mod action;
+pub(crate) mod catalog;
+pub(crate) mod filter;
+pub(crate) mod indicator;
+pub(crate) mod page;
+pub(crate) mod providers;
+pub(crate) mod status;
+pub(crate) mod text;
+pub(crate) mod time;

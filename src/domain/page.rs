@@ -11,13 +11,13 @@ use uuid::Uuid;
 use crate::error::AppError;
 
 /// Most rows one page may hold.
-pub const MAX_PAGE_SIZE: u64 = 100;
+pub(crate) const MAX_PAGE_SIZE: u64 = 100;
 /// Rows in a page when the caller asks for neither `first` nor `last`.
-pub const DEFAULT_PAGE_SIZE: u64 = 20;
+pub(crate) const DEFAULT_PAGE_SIZE: u64 = 20;
 
 /// The timestamp an action list is sorted by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrderField {
+pub(crate) enum OrderField {
     CreatedAt,
     LastActionAt,
 }
@@ -33,14 +33,14 @@ impl OrderField {
 
 /// Ascending or descending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
+pub(crate) enum Direction {
     Asc,
     Desc,
 }
 
 /// How an action list is sorted; ties are broken by id in the same direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ActionOrder {
+pub(crate) struct ActionOrder {
     pub field: OrderField,
     pub direction: Direction,
 }
@@ -57,7 +57,7 @@ impl Default for ActionOrder {
 
 /// A position in an ordered list: the sort key and id of one action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cursor {
+pub(crate) struct Cursor {
     pub field: OrderField,
     /// The sort key, in stored form (microseconds).
     pub key: i64,
@@ -66,13 +66,13 @@ pub struct Cursor {
 
 impl Cursor {
     /// The opaque text clients pass back as `after` or `before`.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         URL_SAFE_NO_PAD.encode(format!("a1:{}:{}:{}", self.field.tag(), self.key, self.id))
     }
 
     /// Decodes a cursor made by [`Cursor::encode`]; anything else is
     /// `BAD_USER_INPUT` on `field`.
-    pub fn decode(field: &str, text: &str) -> Result<Cursor, AppError> {
+    pub(crate) fn decode(field: &str, text: &str) -> Result<Cursor, AppError> {
         let invalid =
             || AppError::bad_input(field, format!("{field} is not a cursor of this list"));
         if text.len() > 128 {
@@ -105,7 +105,7 @@ impl Cursor {
 
 /// Which way a page is read from its cursor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PageDirection {
+pub(crate) enum PageDirection {
     /// `first` rows after `after` (or from the start).
     Forward,
     /// `last` rows before `before` (or up to the end).
@@ -114,7 +114,7 @@ pub enum PageDirection {
 
 /// A validated page request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PageRequest {
+pub(crate) struct PageRequest {
     pub size: u64,
     pub direction: PageDirection,
     pub cursor: Option<Cursor>,
@@ -122,7 +122,7 @@ pub struct PageRequest {
 
 impl PageRequest {
     /// Validates Relay's `first`/`after`/`last`/`before` against `order`.
-    pub fn new(
+    pub(crate) fn new(
         order: ActionOrder,
         first: Option<i32>,
         after: Option<&str>,

@@ -6,11 +6,9 @@ use crate::error::AppError;
 
 /// One configured provider, as validation sees it.
 #[derive(Debug, Clone)]
-pub struct ProviderEntry {
+pub(crate) struct ProviderEntry {
     /// The name callers pass as `vendorInformation.provider`.
     pub name: String,
-    /// `blocklist`, `webhook` or `defender`.
-    pub kind: String,
     /// Reported as `vendorInformation.vendor` when the caller gives none.
     pub vendor: String,
     /// Reported as `vendorInformation.providerVersion` when the caller gives none.
@@ -26,10 +24,9 @@ pub struct ProviderEntry {
 impl ProviderEntry {
     /// The provider configured when there is no configuration file: a
     /// blocklist serving every action.
-    pub fn blocklist_default() -> ProviderEntry {
+    pub(crate) fn blocklist_default() -> ProviderEntry {
         ProviderEntry {
             name: "blocklist".to_owned(),
-            kind: "blocklist".to_owned(),
             vendor: "actiongate".to_owned(),
             version: None,
             serves: super::catalog::CATALOG.iter().map(|a| a.name).collect(),
@@ -39,7 +36,7 @@ impl ProviderEntry {
     }
 
     /// Whether `tenant` may use this provider.
-    pub fn available_to(&self, tenant: &str) -> bool {
+    pub(crate) fn available_to(&self, tenant: &str) -> bool {
         self.tenants
             .as_ref()
             .is_none_or(|tenants| tenants.iter().any(|t| t == tenant))
@@ -48,21 +45,17 @@ impl ProviderEntry {
 
 /// Every configured provider.
 #[derive(Debug, Clone, Default)]
-pub struct ProviderDirectory {
+pub(crate) struct ProviderDirectory {
     entries: Vec<ProviderEntry>,
 }
 
 impl ProviderDirectory {
-    pub fn new(entries: Vec<ProviderEntry>) -> ProviderDirectory {
+    pub(crate) fn new(entries: Vec<ProviderEntry>) -> ProviderDirectory {
         ProviderDirectory { entries }
     }
 
-    pub fn entries(&self) -> &[ProviderEntry] {
-        &self.entries
-    }
-
     /// The providers `tenant` may use.
-    pub fn available_to<'a, 't>(
+    pub(crate) fn available_to<'a, 't>(
         &'a self,
         tenant: &'t str,
     ) -> impl Iterator<Item = &'a ProviderEntry> + use<'a, 't> {
@@ -72,7 +65,7 @@ impl ProviderDirectory {
     /// The provider that is to execute `action` for `tenant`: the one named, or
     /// else the default one (the only one, when a single provider is configured).
     /// A provider the tenant may not use is treated as one that does not exist.
-    pub fn resolve(
+    pub(crate) fn resolve(
         &self,
         requested: Option<&str>,
         action: &ActionDefinition,
@@ -138,7 +131,6 @@ mod tests {
     fn entry(name: &str, serves: &[&'static str], default: bool) -> ProviderEntry {
         ProviderEntry {
             name: name.to_owned(),
-            kind: "webhook".to_owned(),
             vendor: "v".to_owned(),
             version: None,
             serves: serves.to_vec(),

@@ -25,7 +25,7 @@ pub enum ActionStatus {
 
 impl ActionStatus {
     /// Every status, in lifecycle order.
-    pub const ALL: [ActionStatus; 5] = [
+    pub(crate) const ALL: [ActionStatus; 5] = [
         ActionStatus::NotStarted,
         ActionStatus::Running,
         ActionStatus::Completed,
@@ -45,7 +45,7 @@ impl ActionStatus {
     }
 
     /// Parses the stored form.
-    pub fn from_stored(value: &str) -> Option<ActionStatus> {
+    pub(crate) fn from_stored(value: &str) -> Option<ActionStatus> {
         ActionStatus::ALL.into_iter().find(|s| s.as_str() == value)
     }
 
@@ -62,12 +62,6 @@ impl ActionStatus {
                 | (Completed, Canceled)
                 | (Completed, Completed)
         )
-    }
-
-    /// Whether nothing more will happen to an action in this status unless a
-    /// user asks (a completed action can still be canceled).
-    pub fn is_final(self) -> bool {
-        matches!(self, ActionStatus::Failed | ActionStatus::Canceled)
     }
 }
 

@@ -6,7 +6,7 @@ use crate::error::AppError;
 /// characters (line breaks and tabs only where `multiline`). A NUL byte in
 /// particular is refused here: PostgreSQL cannot store one in text, and it
 /// would otherwise surface as a database error.
-pub fn check_text(
+pub(crate) fn check_text(
     field: &str,
     value: &str,
     max_chars: usize,

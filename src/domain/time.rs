@@ -7,18 +7,18 @@ use chrono::{DateTime, SubsecRound, Utc};
 
 /// The current time, truncated to what the database keeps (microseconds), so a
 /// value read back equals the value written.
-pub fn now() -> DateTime<Utc> {
+pub(crate) fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
 /// Microseconds since the Unix epoch: the stored form.
-pub fn to_micros(at: DateTime<Utc>) -> i64 {
+pub(crate) fn to_micros(at: DateTime<Utc>) -> i64 {
     at.timestamp_micros()
 }
 
 /// The inverse of [`to_micros`]. Out-of-range values (which the gateway never
 /// writes) clamp to the epoch rather than panic.
-pub fn from_micros(micros: i64) -> DateTime<Utc> {
+pub(crate) fn from_micros(micros: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(micros).unwrap_or_default()
 }
 
@@ -54,7 +54,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Writes a duration the way [`parse_duration`] reads it, in the smallest
 /// unit that gives a whole number below 100 (`60s`, `5m`, `250ms`), else in
 /// the largest unit that gives a whole number.
-pub fn format_duration(duration: Duration) -> String {
+pub(crate) fn format_duration(duration: Duration) -> String {
     let millis = duration.as_millis();
     let whole = |unit: u64| millis.is_multiple_of(u128::from(unit));
     let (name, unit) = UNITS

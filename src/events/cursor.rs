@@ -12,7 +12,7 @@ pub fn encode(seq: i64) -> String {
 
 /// The `seq` of a cursor made by [`encode`]; anything else is `BAD_USER_INPUT`
 /// on `field`.
-pub fn decode(field: &str, text: &str) -> Result<i64, AppError> {
+pub(crate) fn decode(field: &str, text: &str) -> Result<i64, AppError> {
     let invalid = || AppError::bad_input(field, format!("{field} is not an event cursor"));
     if text.len() > 64 {
         return Err(invalid());

@@ -26,7 +26,7 @@ const CATCH_UP_PAGE: u64 = 500;
 #[derive(Clone)]
 pub struct Delivered {
     pub event: StatusEvent,
-    pub batch: Arc<EventBatch>,
+    pub(crate) batch: Arc<EventBatch>,
 }
 
 /// Why a feed ended early.

@@ -31,10 +31,10 @@ pub mod cursor;
 pub mod feed;
 
 /// Event batches kept in memory for subscribers that are behind, unless set.
-pub const DEFAULT_EVENT_BUFFER: usize = 1024;
+pub(crate) const DEFAULT_EVENT_BUFFER: usize = 1024;
 /// How many events a subscriber may fall behind before its subscription
 /// ends, unless set.
-pub const DEFAULT_SUBSCRIBER_MAX_LAG: u64 = 100_000;
+pub(crate) const DEFAULT_SUBSCRIBER_MAX_LAG: u64 = 100_000;
 
 /// Events one read of the history takes at most.
 const PAGE: u64 = 1000;
@@ -45,13 +45,13 @@ const FALLBACK_INTERVAL: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub struct StatusEvent {
     pub seq: i64,
-    pub tenant_id: String,
+    pub(crate) tenant_id: String,
     pub change: StateChange,
     /// The action as it stood when the event was read (shared by every
     /// subscriber the event goes to, and by the action's other events in
     /// the batch).
     pub action: Arc<Action>,
-    pub parameters: Arc<[Parameter]>,
+    pub(crate) parameters: Arc<[Parameter]>,
 }
 
 /// State histories by action id.
@@ -59,7 +59,7 @@ type StatesByAction = HashMap<Uuid, Vec<StateChange>>;
 
 /// Events read together, and what subscribers may want of their actions,
 /// loaded once for all of them.
-pub struct EventBatch {
+pub(crate) struct EventBatch {
     pub events: Vec<StatusEvent>,
     /// The state histories of the batch's actions, per tenant, loaded on the
     /// first subscriber's request.
@@ -75,13 +75,13 @@ impl EventBatch {
     }
 
     /// The highest cursor in the batch.
-    pub fn last_seq(&self) -> Option<i64> {
+    pub(crate) fn last_seq(&self) -> Option<i64> {
         self.events.last().map(|e| e.seq)
     }
 
     /// The state history of `action_id`, one query per tenant and batch
     /// however many subscribers ask.
-    pub async fn states_of(
+    pub(crate) async fn states_of(
         &self,
         store: &Store,
         tenant: &str,
@@ -127,7 +127,7 @@ struct HubInner {
 impl EventHub {
     /// A hub that publishes events numbered from now on, keeping `capacity`
     /// batches for subscribers that are behind.
-    pub async fn new(store: Store, capacity: usize) -> Result<EventHub, AppError> {
+    pub(crate) async fn new(store: Store, capacity: usize) -> Result<EventHub, AppError> {
         let head = store.event_head().await?;
         let (batches, _) = broadcast::channel(capacity.max(1));
         Ok(EventHub {
@@ -145,22 +145,22 @@ impl EventHub {
         self.inner.head.load(Ordering::Acquire)
     }
 
-    pub fn store(&self) -> &Store {
+    pub(crate) fn store(&self) -> &Store {
         &self.inner.store
     }
 
     /// Batches published from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<EventBatch>> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<EventBatch>> {
         self.inner.batches.subscribe()
     }
 
     /// New events may be there to read.
-    pub fn wake(&self) {
+    pub(crate) fn wake(&self) {
         self.inner.wake.notify_one();
     }
 
     /// Runs the relay and the tail until `stop`.
-    pub async fn run(self, stop: CancellationToken) {
+    pub(crate) async fn run(self, stop: CancellationToken) {
         tokio::join!(relay(&self, &stop), tail(&self, &stop));
     }
 }
@@ -237,7 +237,10 @@ async fn tail(hub: &EventHub, stop: &CancellationToken) {
 }
 
 /// Loads the actions and parameters of `events`, tenant by tenant.
-pub async fn build_batch(store: &Store, events: Vec<StoredEvent>) -> Result<EventBatch, AppError> {
+pub(crate) async fn build_batch(
+    store: &Store,
+    events: Vec<StoredEvent>,
+) -> Result<EventBatch, AppError> {
     let mut ids_by_tenant: HashMap<&str, Vec<Uuid>> = HashMap::new();
     for event in &events {
         ids_by_tenant

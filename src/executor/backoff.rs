@@ -6,7 +6,7 @@ use std::time::Duration;
 /// The delay before attempt `attempt + 1`, after `attempt` (1-based) failed.
 /// It doubles from `base` up to `max`; the jitter picks a point in the upper
 /// half, so retries of many actions that failed together spread out.
-pub fn retry_delay(
+pub(super) fn retry_delay(
     attempt: u32,
     base: Duration,
     max: Duration,

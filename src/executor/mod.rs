@@ -50,7 +50,7 @@ pub struct ExecutorOptions {
 
 impl ExecutorOptions {
     /// The defaults, also those of the command line.
-    pub const DEFAULT: ExecutorOptions = ExecutorOptions {
+    pub(crate) const DEFAULT: ExecutorOptions = ExecutorOptions {
         enabled: true,
         concurrency: 64,
         lease: Duration::from_secs(60),
@@ -72,7 +72,7 @@ impl Default for ExecutorOptions {
 /// How the rest of the gateway talks to the executor: wake it when there is
 /// new work, and tell it of cancels so a running attempt stops at once.
 #[derive(Clone, Default)]
-pub struct ExecutorHandle {
+pub(crate) struct ExecutorHandle {
     inner: Arc<HandleInner>,
 }
 
@@ -85,12 +85,12 @@ struct HandleInner {
 
 impl ExecutorHandle {
     /// There may be work due now.
-    pub fn wake(&self) {
+    pub(crate) fn wake(&self) {
         self.inner.wake.notify_one();
     }
 
     /// A cancel of `id` was recorded: stop its attempt if it runs here.
-    pub fn cancel_requested(&self, id: Uuid) {
+    pub(crate) fn cancel_requested(&self, id: Uuid) {
         self.stop_attempt(id);
         self.wake();
     }
@@ -128,7 +128,7 @@ struct Context {
 }
 
 /// The claim–run–finish loop of one process.
-pub struct Executor {
+pub(crate) struct Executor {
     context: Arc<Context>,
     owner: String,
     /// Cancels recorded by other replicas (`store::notify`).
@@ -136,7 +136,7 @@ pub struct Executor {
 }
 
 impl Executor {
-    pub fn new(
+    pub(crate) fn new(
         store: Store,
         providers: Providers,
         options: ExecutorOptions,
@@ -158,7 +158,7 @@ impl Executor {
 
     /// Runs until `stop` is canceled, then shuts down gracefully. Dropping the
     /// future instead (the process dies) leaves the leases to expire.
-    pub async fn run(mut self, stop: CancellationToken) {
+    pub(crate) async fn run(mut self, stop: CancellationToken) {
         let options = &self.context.options;
         if !options.enabled {
             stop.cancelled().await;

@@ -13,7 +13,7 @@ use crate::domain::time::to_micros;
 use crate::store::{ActionPage, Side};
 
 /// A page of actions.
-pub struct SecurityActionConnection {
+pub(crate) struct SecurityActionConnection {
     filter: ActionFilter,
     order: ActionOrder,
     request: PageRequest,
@@ -21,7 +21,7 @@ pub struct SecurityActionConnection {
 }
 
 impl SecurityActionConnection {
-    pub fn new(
+    pub(crate) fn new(
         filter: ActionFilter,
         order: ActionOrder,
         request: PageRequest,
@@ -144,7 +144,7 @@ impl SecurityActionConnection {
 }
 
 /// An action and its cursor.
-pub struct SecurityActionEdge {
+pub(crate) struct SecurityActionEdge {
     cursor: String,
     node: Action,
 }
@@ -163,7 +163,7 @@ impl SecurityActionEdge {
 
 /// Relay's page information.
 #[derive(async_graphql::SimpleObject)]
-pub struct PageInfo {
+pub(crate) struct PageInfo {
     pub has_next_page: bool,
     pub has_previous_page: bool,
     pub start_cursor: Option<String>,

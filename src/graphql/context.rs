@@ -12,7 +12,7 @@ use crate::executor::ExecutorHandle;
 use crate::store::Store;
 
 /// The gateway's shared services, attached to the schema once.
-pub struct Services {
+pub(crate) struct Services {
     pub store: Store,
     pub providers: ProviderDirectory,
     pub executor: ExecutorHandle,
@@ -23,12 +23,12 @@ pub struct Services {
 }
 
 /// The shared services.
-pub fn services<'a>(ctx: &Context<'a>) -> &'a Services {
+pub(crate) fn services<'a>(ctx: &Context<'a>) -> &'a Services {
     ctx.data_unchecked::<Arc<Services>>()
 }
 
 /// The verified caller; the HTTP and WebSocket handlers attach it to every
 /// request before execution.
-pub fn principal<'a>(ctx: &Context<'a>) -> &'a Principal {
+pub(crate) fn principal<'a>(ctx: &Context<'a>) -> &'a Principal {
     ctx.data_unchecked::<Principal>()
 }

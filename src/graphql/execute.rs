@@ -28,7 +28,7 @@ use crate::error::codes;
 /// spec) and the payload of a WebSocket `subscribe`.
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct GraphqlBody {
+pub(crate) struct GraphqlBody {
     query: String,
     #[serde(default)]
     operation_name: Option<String>,
@@ -39,7 +39,7 @@ pub struct GraphqlBody {
 }
 
 impl GraphqlBody {
-    pub fn into_request(self) -> Request {
+    pub(crate) fn into_request(self) -> Request {
         let mut request = Request::new(self.query);
         if let Some(name) = self.operation_name {
             request = request.operation_name(name);
@@ -57,18 +57,18 @@ impl GraphqlBody {
 /// The id of one request (or WebSocket operation), in logs and in the
 /// `extensions.requestId` of internal errors.
 #[derive(Clone, Copy, Debug)]
-pub struct RequestId(pub Uuid);
+pub(crate) struct RequestId(pub Uuid);
 
 impl RequestId {
     /// A new id, unique and rising in time.
-    pub fn fresh() -> RequestId {
+    pub(crate) fn fresh() -> RequestId {
         RequestId(Uuid::now_v7())
     }
 }
 
 /// How an operation arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Arrival {
+pub(crate) enum Arrival {
     Post,
     Get,
     WebSocket,
@@ -76,7 +76,7 @@ pub enum Arrival {
 
 /// Why an operation may not run.
 #[derive(Debug, Clone)]
-pub struct Refusal {
+pub(crate) struct Refusal {
     pub code: &'static str,
     pub message: String,
     /// For `RATE_LIMITED`: when to try again.
@@ -84,7 +84,7 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    pub fn new(code: &'static str, message: impl Into<String>) -> Refusal {
+    pub(crate) fn new(code: &'static str, message: impl Into<String>) -> Refusal {
         Refusal {
             code,
             message: message.into(),
@@ -100,7 +100,7 @@ impl From<LimitExceeded> for Refusal {
 }
 
 /// A response whose errors all carry a code.
-pub struct Executed {
+pub(crate) struct Executed {
     pub response: Response,
     /// Whether the operation could not run at all (no data, only errors): a
     /// document that does not parse or validate, or a resolver error at the root.
@@ -109,10 +109,10 @@ pub struct Executed {
 
 /// The operation was still running at the request deadline and was stopped.
 #[derive(Debug)]
-pub struct DeadlinePassed;
+pub(crate) struct DeadlinePassed;
 
 /// The schema with the checks and the deadline every operation runs under.
-pub struct Pipeline {
+pub(crate) struct Pipeline {
     schema: ActionSchema,
     services: Arc<Services>,
     limits: OperationLimits,
@@ -123,7 +123,7 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(
+    pub(crate) fn new(
         schema: ActionSchema,
         services: Arc<Services>,
         limits: OperationLimits,
@@ -144,7 +144,7 @@ impl Pipeline {
     /// introspection. Returns the type of the operation that will run, when
     /// the document parses and names one; a document that does not parse is
     /// left to execution, which reports it.
-    pub fn check(
+    pub(crate) fn check(
         &self,
         request: &mut Request,
         arrival: Arrival,
@@ -185,7 +185,7 @@ impl Pipeline {
     }
 
     /// Runs a checked request to its one response, within the deadline.
-    pub async fn execute(
+    pub(crate) async fn execute(
         &self,
         request: Request,
         principal: Principal,
@@ -204,7 +204,7 @@ impl Pipeline {
     /// Runs a checked request of type `kind` as a stream of responses: one
     /// for a query or mutation, which has the deadline; one per event for a
     /// subscription, which waits for events as long as it lives.
-    pub fn execute_stream(
+    pub(crate) fn execute_stream(
         &self,
         request: Request,
         principal: Principal,

@@ -19,14 +19,14 @@ const MAX_FILTER_TEXT: usize = 2048;
 
 /// A name and a value.
 #[derive(InputObject, Clone, Debug)]
-pub struct KeyValuePairInput {
+pub(crate) struct KeyValuePairInput {
     pub name: String,
     pub value: String,
 }
 
 /// The provider to execute an action.
 #[derive(InputObject, Clone, Debug, Default)]
-pub struct SecurityVendorInformationInput {
+pub(crate) struct SecurityVendorInformationInput {
     /// A configured provider's name; may be omitted when a default provider is
     /// configured (or only one).
     pub provider: Option<String>,
@@ -37,7 +37,7 @@ pub struct SecurityVendorInformationInput {
 
 /// An action to invoke.
 #[derive(InputObject, Clone, Debug)]
-pub struct InvokeActionInput {
+pub(crate) struct InvokeActionInput {
     /// A catalog action, matched case-insensitively (`BlockIp` works).
     pub name: String,
     /// Why; at most 1,000 characters.
@@ -76,7 +76,7 @@ impl From<InvokeActionInput> for ActionRequest {
 /// action's value is in it (an empty list matches nothing).
 #[derive(InputObject, Clone, Debug, Default)]
 #[graphql(name = "ActionFilter")]
-pub struct ActionFilterInput {
+pub(crate) struct ActionFilterInput {
     pub ids: Option<Vec<ID>>,
     /// In subscriptions, the status an event moves to.
     pub status: Option<Vec<OperationStatus>>,
@@ -103,7 +103,7 @@ pub struct ActionFilterInput {
 
 impl ActionFilterInput {
     /// Validates the filter found at `field` of the input.
-    pub fn into_domain(self, field: &str) -> Result<ActionFilter, AppError> {
+    pub(crate) fn into_domain(self, field: &str) -> Result<ActionFilter, AppError> {
         let filter = self.convert(field)?;
         filter.check_limits(field)?;
         Ok(filter)
@@ -245,7 +245,7 @@ fn filter_parameter(field: &str, p: KeyValuePairInput) -> Result<Parameter, AppE
 }
 
 /// Parses an action id; anything but a UUID is `BAD_USER_INPUT` on `field`.
-pub fn parse_id(field: &str, id: &ID) -> Result<Uuid, AppError> {
+pub(crate) fn parse_id(field: &str, id: &ID) -> Result<Uuid, AppError> {
     Uuid::parse_str(id.as_str())
         .map_err(|_| AppError::bad_input(field, format!("{field} is not an action id")))
 }
@@ -267,7 +267,7 @@ pub enum OrderDirection {
 /// How to sort actions; ties are broken by id. Default: newest first.
 #[derive(InputObject, Clone, Copy, Debug)]
 #[graphql(name = "ActionOrder")]
-pub struct ActionOrderInput {
+pub(crate) struct ActionOrderInput {
     pub field: ActionOrderField,
     pub direction: OrderDirection,
 }

@@ -36,7 +36,7 @@ pub struct OperationLimits {
 
 impl OperationLimits {
     /// The defaults, also those of the command line.
-    pub const DEFAULT: OperationLimits = OperationLimits {
+    pub(crate) const DEFAULT: OperationLimits = OperationLimits {
         max_query_bytes: 16 * 1024,
         max_depth: 12,
         max_complexity: 5_000,
@@ -54,7 +54,7 @@ impl Default for OperationLimits {
 
 /// A limit a document broke.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LimitExceeded {
+pub(crate) struct LimitExceeded {
     pub code: &'static str,
     pub message: String,
 }
@@ -66,7 +66,7 @@ impl LimitExceeded {
 }
 
 /// Refuses query text over the size limit, before it is parsed.
-pub fn check_size(query: &str, limits: &OperationLimits) -> Result<(), LimitExceeded> {
+pub(crate) fn check_size(query: &str, limits: &OperationLimits) -> Result<(), LimitExceeded> {
     if query.len() > limits.max_query_bytes {
         return Err(LimitExceeded::new(
             codes::QUERY_TOO_LARGE,
@@ -81,7 +81,7 @@ pub fn check_size(query: &str, limits: &OperationLimits) -> Result<(), LimitExce
 }
 
 /// Checks every operation of `document` against `limits`.
-pub fn check_document(
+pub(crate) fn check_document(
     document: &ExecutableDocument,
     variables: &Variables,
     limits: &OperationLimits,
@@ -142,7 +142,7 @@ pub fn check_document(
 
 /// Whether an operation of `document` asks for `__schema` or `__type` (which
 /// only the query root offers).
-pub fn asks_for_introspection(document: &ExecutableDocument) -> bool {
+pub(crate) fn asks_for_introspection(document: &ExecutableDocument) -> bool {
     fn in_set(document: &ExecutableDocument, set: &SelectionSet, seen: &mut HashSet<Name>) -> bool {
         set.items.iter().any(|item| match &item.node {
             Selection::Field(field) => {

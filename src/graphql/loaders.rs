@@ -8,28 +8,26 @@ use std::sync::Arc;
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use uuid::Uuid;
 
-use crate::domain::action::{Action, Parameter, StateChange};
+use crate::domain::action::{Parameter, StateChange};
 use crate::error::AppError;
 use crate::store::Store;
 
 /// The loaders of one request (or one subscription event). Each caches what
 /// it loaded for the request's lifetime, so a list can load the parts of all
 /// its actions at once and each action then finds its own in the cache.
-pub struct RequestLoaders {
-    pub actions: DataLoader<ActionsLoader, HashMapCache>,
+pub(crate) struct RequestLoaders {
     pub parameters: DataLoader<ParametersLoader, HashMapCache>,
     pub states: DataLoader<StatesLoader, HashMapCache>,
 }
 
 impl RequestLoaders {
-    pub fn new(store: &Store, tenant: &str) -> RequestLoaders {
+    pub(crate) fn new(store: &Store, tenant: &str) -> RequestLoaders {
         let scope = || TenantStore {
             store: store.clone(),
             tenant: tenant.to_owned(),
         };
         let cache = HashMapCache::default;
         RequestLoaders {
-            actions: DataLoader::with_cache(ActionsLoader(scope()), tokio::spawn, cache()),
             parameters: DataLoader::with_cache(ParametersLoader(scope()), tokio::spawn, cache()),
             states: DataLoader::with_cache(StatesLoader(scope()), tokio::spawn, cache()),
         }
@@ -37,7 +35,7 @@ impl RequestLoaders {
 
     /// Loads, in one query each, the parameters and states of the actions
     /// `ids` that the selection of `field` asks for.
-    pub async fn prime(
+    pub(crate) async fn prime(
         &self,
         field: async_graphql::SelectionField<'_>,
         ids: &[Uuid],
@@ -57,27 +55,15 @@ impl RequestLoaders {
 }
 
 /// The store, scoped to one tenant.
-pub struct TenantStore {
+pub(crate) struct TenantStore {
     store: Store,
     tenant: String,
 }
 
-/// Loads actions by id.
-pub struct ActionsLoader(TenantStore);
 /// Loads each action's parameters.
-pub struct ParametersLoader(TenantStore);
+pub(crate) struct ParametersLoader(TenantStore);
 /// Loads each action's state history.
-pub struct StatesLoader(TenantStore);
-
-impl Loader<Uuid> for ActionsLoader {
-    type Value = Action;
-    type Error = Arc<AppError>;
-
-    async fn load(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, Action>, Self::Error> {
-        let actions = self.0.store.actions_by_ids(&self.0.tenant, ids).await?;
-        Ok(actions.into_iter().map(|a| (a.id, a)).collect())
-    }
-}
+pub(crate) struct StatesLoader(TenantStore);
 
 impl Loader<Uuid> for ParametersLoader {
     type Value = Vec<Parameter>;

@@ -6,26 +6,26 @@ use std::sync::Arc;
 
 use async_graphql::Schema;
 
-pub mod connection;
-pub mod context;
-pub mod execute;
-pub mod inputs;
-pub mod limits;
-pub mod loaders;
-pub mod mutation;
-pub mod query;
-pub mod subscription;
-pub mod types;
+pub(crate) mod connection;
+pub(crate) mod context;
+pub(crate) mod execute;
+pub(crate) mod inputs;
+pub(crate) mod limits;
+pub(crate) mod loaders;
+pub(crate) mod mutation;
+pub(crate) mod query;
+pub(crate) mod subscription;
+pub(crate) mod types;
 
-pub use context::Services;
-pub use execute::Pipeline;
+pub(crate) use context::Services;
+pub(crate) use execute::Pipeline;
 
 /// The schema type of the gateway.
-pub type ActionSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
+pub(crate) type ActionSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
 
 /// Builds the schema over the given services. Without `introspection`,
 /// neither `__schema` / `__type` nor "did you mean" suggestions answer.
-pub fn build_schema(services: Arc<Services>, introspection: bool) -> ActionSchema {
+pub(crate) fn build_schema(services: Arc<Services>, introspection: bool) -> ActionSchema {
     let builder = Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
         .data(services)
         .limit_recursive_depth(64);

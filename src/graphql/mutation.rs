@@ -10,7 +10,7 @@ use crate::domain::time;
 use crate::error::AppError;
 use crate::store::CancelOutcome;
 
-pub struct Mutation;
+pub(crate) struct Mutation;
 
 #[Object]
 impl Mutation {

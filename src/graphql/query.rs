@@ -11,7 +11,7 @@ use crate::domain::filter::ActionFilter;
 use crate::domain::page::{ActionOrder, PageRequest};
 use crate::error::AppError;
 
-pub struct Query;
+pub(crate) struct Query;
 
 fn filter_of(filter: Option<ActionFilterInput>) -> Result<ActionFilter, AppError> {
     filter

@@ -11,7 +11,7 @@ use crate::error::AppError;
 use crate::events::cursor;
 use crate::events::feed::{self, Delivered, FeedError};
 
-pub struct Subscription;
+pub(crate) struct Subscription;
 
 #[Subscription]
 impl Subscription {
@@ -69,7 +69,7 @@ impl Subscription {
 }
 
 /// One status change of an action.
-pub struct ActionStatusEvent(Delivered);
+pub(crate) struct ActionStatusEvent(Delivered);
 
 #[Object]
 impl ActionStatusEvent {

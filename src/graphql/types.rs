@@ -55,7 +55,7 @@ impl From<OperationStatus> for ActionStatus {
 }
 
 /// A security action: an indicator to block or allow, on one provider.
-pub struct SecurityAction {
+pub(crate) struct SecurityAction {
     action: Arc<Action>,
     parts: Parts,
 }
@@ -73,14 +73,14 @@ enum Parts {
 }
 
 impl SecurityAction {
-    pub fn new(action: Action) -> SecurityAction {
+    pub(crate) fn new(action: Action) -> SecurityAction {
         SecurityAction {
             action: Arc::new(action),
             parts: Parts::Loaders,
         }
     }
 
-    pub fn from_event(delivered: &Delivered) -> SecurityAction {
+    pub(crate) fn from_event(delivered: &Delivered) -> SecurityAction {
         SecurityAction {
             action: delivered.event.action.clone(),
             parts: Parts::Event {
@@ -201,7 +201,7 @@ impl SecurityAction {
 
 /// A name and a value.
 #[derive(SimpleObject, Clone, Debug)]
-pub struct KeyValuePair {
+pub(crate) struct KeyValuePair {
     pub name: String,
     pub value: String,
 }
@@ -217,7 +217,7 @@ impl From<Parameter> for KeyValuePair {
 
 /// Which provider executes an action.
 #[derive(SimpleObject, Clone, Debug)]
-pub struct SecurityVendorInformation {
+pub(crate) struct SecurityVendorInformation {
     /// The configured provider's name.
     pub provider: String,
     pub provider_version: Option<String>,
@@ -238,7 +238,7 @@ impl From<VendorInformation> for SecurityVendorInformation {
 
 /// Why something failed.
 #[derive(SimpleObject, Clone, Debug)]
-pub struct ResultInfo {
+pub(crate) struct ResultInfo {
     /// The provider's status code where it has one (an HTTP status), else a
     /// gateway code: 408 timed out, 502 provider unreachable, 500 provider error.
     pub code: i32,
@@ -257,7 +257,7 @@ impl From<ErrorInfo> for ResultInfo {
 }
 
 /// One transition of an action.
-pub struct SecurityActionState(pub StateChange);
+pub(crate) struct SecurityActionState(pub StateChange);
 
 #[Object]
 impl SecurityActionState {
@@ -293,7 +293,7 @@ impl SecurityActionState {
 
 /// How many actions are in one status.
 #[derive(SimpleObject, Clone, Debug)]
-pub struct StatusCount {
+pub(crate) struct StatusCount {
     pub status: OperationStatus,
     pub count: i32,
 }
@@ -308,7 +308,7 @@ pub enum ActionVerdict {
 /// An action of the catalog.
 #[derive(SimpleObject)]
 #[graphql(complex, name = "ActionDefinition")]
-pub struct ActionDefinitionType {
+pub(crate) struct ActionDefinitionType {
     /// Canonical name, e.g. `blockIp` (matched case-insensitively on input).
     pub name: &'static str,
     pub description: &'static str,
@@ -336,7 +336,7 @@ impl ActionDefinitionType {
 }
 
 impl ActionDefinitionType {
-    pub fn new(definition: &'static ActionDefinition, providers: Vec<String>) -> Self {
+    pub(crate) fn new(definition: &'static ActionDefinition, providers: Vec<String>) -> Self {
         ActionDefinitionType {
             name: definition.name,
             description: definition.description,
@@ -352,7 +352,7 @@ impl ActionDefinitionType {
 
 /// A parameter of a catalog action.
 #[derive(SimpleObject)]
-pub struct ActionParameterDefinition {
+pub(crate) struct ActionParameterDefinition {
     /// Canonical name (matched case-insensitively on input).
     pub name: &'static str,
     pub required: bool,

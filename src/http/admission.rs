@@ -16,7 +16,7 @@ use crate::graphql::execute::{Arrival, Refusal};
 
 /// Runs the checks on `request` for `principal`. Returns the type of the
 /// operation that will run, when the document parses and names one.
-pub fn admit(
+pub(crate) fn admit(
     state: &HttpState,
     principal: &Principal,
     request: &mut async_graphql::Request,
@@ -37,7 +37,7 @@ pub fn admit(
 }
 
 /// The HTTP status of a refused request.
-pub fn refusal_status(refusal: &Refusal) -> StatusCode {
+pub(crate) fn refusal_status(refusal: &Refusal) -> StatusCode {
     match refusal.code {
         codes::RATE_LIMITED => StatusCode::TOO_MANY_REQUESTS,
         codes::METHOD_NOT_ALLOWED => StatusCode::METHOD_NOT_ALLOWED,

@@ -23,7 +23,7 @@ use crate::graphql::execute::{Arrival, GraphqlBody, Refusal, RequestId};
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
 /// `POST /graphql`
-pub async fn post(
+pub(crate) async fn post(
     State(state): State<HttpState>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
@@ -98,7 +98,7 @@ pub async fn post(
 
 /// `GET /graphql?query=…&variables=…&operationName=…`: queries only, so that a
 /// link or an image tag can never change anything.
-pub async fn get(
+pub(crate) async fn get(
     State(state): State<HttpState>,
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
@@ -269,7 +269,7 @@ fn refusal_response(refusal: &Refusal, request_id: RequestId) -> Response {
 }
 
 /// An error response in GraphQL form, before execution.
-pub fn error_response(
+pub(crate) fn error_response(
     status: StatusCode,
     code: &str,
     message: &str,

@@ -19,14 +19,14 @@ use crate::graphql::limits::OperationLimits;
 use crate::graphql::{Pipeline, Services};
 use rate_limit::{RateLimiter, RateLimits};
 
-pub mod admission;
-pub mod graphql;
-pub mod rate_limit;
-pub mod ws;
+pub(crate) mod admission;
+pub(crate) mod graphql;
+pub(crate) mod rate_limit;
+pub(crate) mod ws;
 
 /// What the handlers share.
 #[derive(Clone)]
-pub struct HttpState {
+pub(crate) struct HttpState {
     /// The GraphQL API: what both transports run operations through.
     pub graphql: Arc<Pipeline>,
     pub services: Arc<Services>,
@@ -60,7 +60,7 @@ pub struct HttpOptions {
 
 impl HttpOptions {
     /// The defaults, also those of the command line.
-    pub const DEFAULT: HttpOptions = HttpOptions {
+    pub(crate) const DEFAULT: HttpOptions = HttpOptions {
         max_body_bytes: 1024 * 1024,
         limits: OperationLimits::DEFAULT,
         rate_limits: RateLimits::DEFAULT,
@@ -83,7 +83,7 @@ const SETTINGS_END: &str = "/*END*/";
 /// Renders GraphiQL, with the Authorization header filled in when a
 /// development token is at hand (in the headers editor, and in the WebSocket's
 /// `connection_init` for subscriptions).
-pub fn graphiql_page(dev_token: Option<&str>) -> String {
+pub(crate) fn graphiql_page(dev_token: Option<&str>) -> String {
     let settings = serde_json::json!({
         "authorization": dev_token.map(|t| format!("Bearer {t}")),
     });
@@ -104,7 +104,7 @@ pub fn graphiql_page(dev_token: Option<&str>) -> String {
 }
 
 /// The router of the gateway.
-pub fn router(state: HttpState, options: &HttpOptions) -> Result<Router, String> {
+pub(crate) fn router(state: HttpState, options: &HttpOptions) -> Result<Router, String> {
     let router = Router::new()
         .route("/", get(graphiql))
         .route("/graphql", get(graphql::get).post(graphql::post))

@@ -41,7 +41,7 @@ pub struct RateLimits {
 
 impl RateLimits {
     /// The defaults, also those of the command line.
-    pub const DEFAULT: RateLimits = RateLimits {
+    pub(crate) const DEFAULT: RateLimits = RateLimits {
         requests: Rate {
             per_second: 200.0,
             burst: 400.0,
@@ -61,7 +61,7 @@ impl Default for RateLimits {
 
 /// Which bucket a request draws from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
+pub(crate) enum Kind {
     Request,
     Mutation,
 }
@@ -72,7 +72,7 @@ struct Bucket {
 }
 
 /// The buckets of every tenant and app seen.
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     limits: RateLimits,
     buckets: Mutex<HashMap<(Kind, String, String), Bucket>>,
 }
@@ -82,7 +82,7 @@ pub struct RateLimiter {
 const MAX_BUCKETS: usize = 100_000;
 
 impl RateLimiter {
-    pub fn new(limits: RateLimits) -> RateLimiter {
+    pub(crate) fn new(limits: RateLimits) -> RateLimiter {
         RateLimiter {
             limits,
             buckets: Mutex::new(HashMap::new()),
@@ -90,7 +90,7 @@ impl RateLimiter {
     }
 
     /// Takes a token for `tenant` and `app`, or says how long until one is there.
-    pub fn take(&self, kind: Kind, tenant: &str, app: &str) -> Result<(), Duration> {
+    pub(crate) fn take(&self, kind: Kind, tenant: &str, app: &str) -> Result<(), Duration> {
         let rate = match kind {
             Kind::Request => self.limits.requests,
             Kind::Mutation => self.limits.mutations,

@@ -24,14 +24,10 @@ use crate::domain::time::parse_duration;
 
 /// A secret from the configuration; never printed.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub(crate) struct Secret(String);
 
 impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -45,19 +41,19 @@ impl fmt::Debug for Secret {
 /// The configured providers.
 #[derive(Debug, Clone)]
 pub struct ProvidersFile {
-    pub providers: Vec<ProviderConfig>,
+    pub(crate) providers: Vec<ProviderConfig>,
 }
 
 /// One configured provider.
 #[derive(Debug, Clone)]
-pub struct ProviderConfig {
+pub(crate) struct ProviderConfig {
     pub entry: ProviderEntry,
     pub spec: ProviderSpec,
 }
 
 /// What a provider is, with the settings of its kind.
 #[derive(Debug, Clone)]
-pub enum ProviderSpec {
+pub(crate) enum ProviderSpec {
     Blocklist {
         directory: PathBuf,
     },
@@ -71,7 +67,7 @@ pub enum ProviderSpec {
 
 /// Settings of a Microsoft Defender for Endpoint provider.
 #[derive(Debug, Clone)]
-pub struct DefenderSettings {
+pub(crate) struct DefenderSettings {
     pub api_base: String,
     pub token_url: String,
     pub client_id: String,
@@ -125,7 +121,7 @@ const DEFENDER_SCOPE: &str = "https://api.securitycenter.microsoft.com/.default"
 impl ProvidersFile {
     /// One blocklist provider under `<data_dir>/blocklists`: what runs without
     /// a configuration file.
-    pub fn default_blocklist(data_dir: &Path) -> ProvidersFile {
+    pub(crate) fn default_blocklist(data_dir: &Path) -> ProvidersFile {
         ProvidersFile {
             providers: vec![ProviderConfig {
                 entry: ProviderEntry::blocklist_default(),
@@ -137,7 +133,7 @@ impl ProvidersFile {
     }
 
     /// Reads and checks a configuration file.
-    pub fn load(path: &Path, data_dir: &Path) -> Result<ProvidersFile, String> {
+    pub(crate) fn load(path: &Path, data_dir: &Path) -> Result<ProvidersFile, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("reading {}: {e}", path.display()))?;
         ProvidersFile::parse(&text, data_dir).map_err(|e| format!("{}: {e}", path.display()))
@@ -166,7 +162,7 @@ impl ProvidersFile {
     }
 
     /// What validation needs to know of the providers.
-    pub fn directory(&self) -> ProviderDirectory {
+    pub(crate) fn directory(&self) -> ProviderDirectory {
         ProviderDirectory::new(self.providers.iter().map(|p| p.entry.clone()).collect())
     }
 }
@@ -280,7 +276,6 @@ fn parse_provider(raw: RawProvider, data_dir: &Path) -> Result<ProviderConfig, S
     Ok(ProviderConfig {
         entry: ProviderEntry {
             name: raw.name,
-            kind: raw.kind,
             vendor: raw.vendor.unwrap_or_else(|| vendor.to_owned()),
             version: raw.version,
             serves,

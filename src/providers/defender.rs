@@ -26,7 +26,7 @@ use crate::domain::indicator::{HashAlgorithm, Indicator};
 const TOKEN_MARGIN: Duration = Duration::from_secs(60);
 
 /// The Defender provider.
-pub struct Defender {
+pub(crate) struct Defender {
     client: reqwest::Client,
     settings: DefenderSettings,
     token: Mutex<Option<CachedToken>>,
@@ -45,7 +45,7 @@ struct TokenResponse {
 }
 
 impl Defender {
-    pub fn new(client: reqwest::Client, settings: DefenderSettings) -> Defender {
+    pub(crate) fn new(client: reqwest::Client, settings: DefenderSettings) -> Defender {
         Defender {
             client,
             settings,
@@ -190,7 +190,7 @@ impl Defender {
 }
 
 /// Defender's `indicatorType` for an indicator.
-pub fn indicator_type(indicator: &Indicator) -> &'static str {
+pub(crate) fn indicator_type(indicator: &Indicator) -> &'static str {
     match indicator {
         Indicator::Ip(_) => "IpAddress",
         Indicator::Url(_) => "Url",

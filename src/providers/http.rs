@@ -14,7 +14,7 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 const MAX_BODY_IN_MESSAGE: usize = 300;
 
 /// `Retry-After` in seconds or as an HTTP date, capped at an hour.
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(super) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     let wait = match value.parse::<u64>() {
         Ok(seconds) => Duration::from_secs(seconds),
@@ -28,7 +28,7 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// A request that got no response.
-pub fn transport_error(provider: &str, err: &reqwest::Error) -> ProviderError {
+pub(super) fn transport_error(provider: &str, err: &reqwest::Error) -> ProviderError {
     if err.is_timeout() {
         ProviderError::transient(CODE_TIMEOUT, format!("{provider} did not answer in time"))
     } else {
@@ -38,7 +38,7 @@ pub fn transport_error(provider: &str, err: &reqwest::Error) -> ProviderError {
 
 /// A response that is not a success: 408, 425, 429 and 5xx may pass and are
 /// retried (after `Retry-After`, when given); other statuses will not.
-pub async fn status_error(provider: &str, response: reqwest::Response) -> ProviderError {
+pub(super) async fn status_error(provider: &str, response: reqwest::Response) -> ProviderError {
     let status = response.status();
     let wait = retry_after(response.headers());
     let body = response.text().await.unwrap_or_default();

@@ -16,17 +16,17 @@ use crate::domain::action::{Action, ErrorInfo, Parameter};
 use crate::domain::catalog::ActionDefinition;
 use crate::domain::indicator::Indicator;
 
-pub mod blocklist;
-pub mod config;
-pub mod defender;
+pub(crate) mod blocklist;
+pub(crate) mod config;
+pub(crate) mod defender;
 mod http;
-pub mod webhook;
+pub(crate) mod webhook;
 
 use config::{ProviderSpec, ProvidersFile};
 
 /// What a provider is asked to execute or revert.
 #[derive(Debug, Clone)]
-pub struct Job {
+pub(crate) struct Job {
     pub action: Action,
     pub definition: &'static ActionDefinition,
     pub indicator: Indicator,
@@ -38,7 +38,7 @@ pub struct Job {
 
 /// Why a provider call failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProviderError {
+pub(crate) enum ProviderError {
     /// May pass: retry later (no sooner than `retry_after`, when given).
     Transient {
         code: i32,
@@ -54,14 +54,14 @@ pub enum ProviderError {
 }
 
 /// `ResultInfo.code` of a call that timed out.
-pub const CODE_TIMEOUT: i32 = 408;
+pub(crate) const CODE_TIMEOUT: i32 = 408;
 /// `ResultInfo.code` of a provider that could not be reached.
-pub const CODE_UNREACHABLE: i32 = 502;
+pub(crate) const CODE_UNREACHABLE: i32 = 502;
 /// `ResultInfo.code` of a failure inside the provider itself.
-pub const CODE_PROVIDER_ERROR: i32 = 500;
+pub(crate) const CODE_PROVIDER_ERROR: i32 = 500;
 
 impl ProviderError {
-    pub fn transient(code: i32, message: impl Into<String>) -> ProviderError {
+    pub(crate) fn transient(code: i32, message: impl Into<String>) -> ProviderError {
         ProviderError::Transient {
             code,
             message: message.into(),
@@ -69,7 +69,7 @@ impl ProviderError {
         }
     }
 
-    pub fn permanent(code: i32, message: impl Into<String>) -> ProviderError {
+    pub(crate) fn permanent(code: i32, message: impl Into<String>) -> ProviderError {
         ProviderError::Permanent {
             code,
             message: message.into(),
@@ -78,7 +78,7 @@ impl ProviderError {
     }
 
     /// As Graph's `resultInfo`.
-    pub fn info(&self) -> ErrorInfo {
+    pub(crate) fn info(&self) -> ErrorInfo {
         match self {
             ProviderError::Transient { code, message, .. } => ErrorInfo {
                 code: *code,
@@ -100,10 +100,10 @@ impl ProviderError {
 
 /// What a provider keeps of an applied action, to revert it: stored with the
 /// action as `provider_reference`.
-pub type Reference = Option<String>;
+pub(crate) type Reference = Option<String>;
 
 /// A provider of the catalog's actions.
-pub trait Provider: Send + Sync {
+pub(crate) trait Provider: Send + Sync {
     /// Applies the action. Returns what `revert` will need.
     fn execute<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, Result<Reference, ProviderError>>;
 
@@ -132,7 +132,7 @@ pub trait Provider: Send + Sync {
 
 /// Every configured provider, by name.
 #[derive(Clone, Default)]
-pub struct Providers {
+pub(crate) struct Providers {
     by_name: HashMap<String, Arc<dyn Provider>>,
     /// The timeout of a provider call, per provider.
     timeouts: HashMap<String, Duration>,
@@ -141,7 +141,7 @@ pub struct Providers {
 impl Providers {
     /// Builds the providers of the configuration; `default_timeout` applies
     /// where a provider sets none.
-    pub fn from_config(
+    pub(crate) fn from_config(
         file: &ProvidersFile,
         default_timeout: Duration,
     ) -> Result<Providers, String> {
@@ -183,22 +183,22 @@ impl Providers {
     }
 
     /// The provider named `name`.
-    pub fn get(&self, name: &str) -> Option<&Arc<dyn Provider>> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Arc<dyn Provider>> {
         self.by_name.get(name)
     }
 
     /// How long a call to `name` may take.
-    pub fn timeout(&self, name: &str) -> Option<Duration> {
+    pub(crate) fn timeout(&self, name: &str) -> Option<Duration> {
         self.timeouts.get(name).copied()
     }
 
     /// The longest call timeout of any provider.
-    pub fn longest_timeout(&self) -> Duration {
+    pub(crate) fn longest_timeout(&self) -> Duration {
         self.timeouts.values().copied().max().unwrap_or_default()
     }
 
     /// Runs every provider's housekeeping.
-    pub async fn maintain(&self) {
+    pub(crate) async fn maintain(&self) {
         for provider in self.by_name.values() {
             provider.maintain().await;
         }

@@ -21,17 +21,17 @@ use super::{Job, Provider, ProviderError, Reference};
 use crate::domain::catalog::Verdict;
 
 /// The header with the body's signature.
-pub const SIGNATURE_HEADER: &str = "X-Actiongate-Signature";
+pub(crate) const SIGNATURE_HEADER: &str = "X-Actiongate-Signature";
 
 /// The webhook provider.
-pub struct Webhook {
+pub(crate) struct Webhook {
     client: reqwest::Client,
     url: String,
     key: hmac::Key,
 }
 
 impl Webhook {
-    pub fn new(client: reqwest::Client, url: String, secret: Secret) -> Webhook {
+    pub(crate) fn new(client: reqwest::Client, url: String, secret: Secret) -> Webhook {
         Webhook {
             client,
             url,
@@ -60,7 +60,7 @@ impl Webhook {
 }
 
 /// Lower-case hex of the HMAC-SHA256 of `body`.
-pub fn sign(key: &hmac::Key, body: &[u8]) -> String {
+pub(crate) fn sign(key: &hmac::Key, body: &[u8]) -> String {
     hmac::sign(key, body)
         .as_ref()
         .iter()

@@ -17,7 +17,7 @@ use crate::error::AppError;
 
 /// What a cancel did.
 #[derive(Debug)]
-pub enum CancelOutcome {
+pub(crate) enum CancelOutcome {
     /// The action had not started: it is now `Canceled`.
     Canceled(Action),
     /// The action is running or completed: the executor will stop it, revert
@@ -28,7 +28,7 @@ pub enum CancelOutcome {
 }
 
 impl CancelOutcome {
-    pub fn action(&self) -> &Action {
+    pub(crate) fn action(&self) -> &Action {
         match self {
             CancelOutcome::Canceled(a)
             | CancelOutcome::Requested(a)
@@ -41,7 +41,11 @@ impl Store {
     /// Cancels action `id` of the actor's tenant. A `Failed` action is
     /// `NOT_CANCELABLE`; an id of another tenant is `NOT_FOUND`.
     #[instrument(level = "debug", skip(self, actor), fields(tenant = %actor.tenant_id))]
-    pub async fn request_cancel(&self, actor: &Actor, id: Uuid) -> Result<CancelOutcome, AppError> {
+    pub(crate) async fn request_cancel(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+    ) -> Result<CancelOutcome, AppError> {
         // Each round reads the status and makes a change guarded by it; a round
         // loses only when the executor moved the action meanwhile, and then the
         // next round sees the new status. Statuses only move forward, so this

@@ -31,7 +31,7 @@ const RELAY_LOCK: i64 = 7_367_021_866;
 #[derive(Debug, Clone)]
 pub struct StoredEvent {
     pub seq: i64,
-    pub tenant_id: String,
+    pub(crate) tenant_id: String,
     pub change: StateChange,
 }
 
@@ -121,7 +121,7 @@ impl Store {
     }
 
     /// Whether `tenant` has an event with cursor `seq`.
-    pub async fn has_event(&self, tenant: &str, seq: i64) -> Result<bool, AppError> {
+    pub(crate) async fn has_event(&self, tenant: &str, seq: i64) -> Result<bool, AppError> {
         let found = state::Entity::find()
             .select_only()
             .column(state::Column::Id)

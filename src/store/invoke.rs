@@ -20,7 +20,7 @@ use crate::error::AppError;
 
 /// What `invoke` did.
 #[derive(Debug)]
-pub enum Invoked {
+pub(crate) enum Invoked {
     /// A new action was stored.
     Created(Action),
     /// The `clientContext` was used before with the same input: this is that action.
@@ -28,7 +28,7 @@ pub enum Invoked {
 }
 
 impl Invoked {
-    pub fn into_action(self) -> Action {
+    pub(crate) fn into_action(self) -> Action {
         match self {
             Invoked::Created(action) | Invoked::Replayed(action) => action,
         }
@@ -41,7 +41,7 @@ impl Store {
     /// app returns that action when the input is the same, and `CONFLICT` when
     /// it differs; concurrent identical requests store one action.
     #[instrument(level = "debug", skip_all, fields(tenant = %actor.tenant_id, action = new.definition.name))]
-    pub async fn invoke(&self, actor: &Actor, new: &NewAction) -> Result<Invoked, AppError> {
+    pub(crate) async fn invoke(&self, actor: &Actor, new: &NewAction) -> Result<Invoked, AppError> {
         if let Some(context) = &new.client_context
             && let Some(existing) = self.find_by_client_context(actor, context).await?
         {

@@ -29,11 +29,10 @@ mod sql;
 mod transition;
 mod work;
 
-pub use cancel::CancelOutcome;
-pub use events::StoredEvent;
-pub use invoke::Invoked;
-pub use read::{ActionPage, Side};
-pub use work::{AfterWork, Claim, Lease, Work};
+pub(crate) use cancel::CancelOutcome;
+pub(crate) use events::StoredEvent;
+pub(crate) use read::{ActionPage, Side};
+pub(crate) use work::{AfterWork, Claim, Work};
 
 /// Settings of the connection pool.
 #[derive(Debug, Clone)]
@@ -46,7 +45,7 @@ pub struct StoreOptions {
 
 impl StoreOptions {
     /// The defaults, also those of the command line.
-    pub const DEFAULT: StoreOptions = StoreOptions {
+    pub(crate) const DEFAULT: StoreOptions = StoreOptions {
         max_connections: 16,
         statement_timeout: Duration::from_secs(10),
     };
@@ -73,7 +72,7 @@ pub struct Store {
 impl Store {
     /// Connects to `url` (`sqlite://…` or `postgres://…`). On SQLite it turns on
     /// WAL, a busy timeout and foreign keys.
-    pub async fn connect(url: &str, options: &StoreOptions) -> Result<Store, AppError> {
+    pub(crate) async fn connect(url: &str, options: &StoreOptions) -> Result<Store, AppError> {
         let mut connect = ConnectOptions::new(url.to_owned());
         connect
             .max_connections(options.max_connections)
@@ -126,7 +125,7 @@ impl Store {
     }
 
     /// Whether the database answers.
-    pub async fn ping(&self) -> Result<(), AppError> {
+    pub(crate) async fn ping(&self) -> Result<(), AppError> {
         self.db.ping().await.map_err(AppError::from)
     }
 
@@ -162,7 +161,7 @@ impl Store {
     }
 
     /// Resolves when state rows were appended since the last call.
-    pub async fn states_appended(&self) {
+    pub(crate) async fn states_appended(&self) {
         self.states_appended.notified().await;
     }
 
@@ -175,7 +174,7 @@ impl Store {
     }
 
     /// Closes every connection of the pool.
-    pub async fn close(self) {
+    pub(crate) async fn close(self) {
         if let Err(err) = self.db.close().await {
             tracing::warn!(error = %err, "closing the database pool");
         }

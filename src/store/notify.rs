@@ -49,7 +49,7 @@ impl Notices {
 impl Store {
     /// Listens on both channels until `stop`, reconnecting (with backoff)
     /// whenever the connection fails. Returns at once on SQLite.
-    pub async fn listen_for_notices(&self, stop: &CancellationToken) {
+    pub(crate) async fn listen_for_notices(&self, stop: &CancellationToken) {
         let Some(pool) = self.postgres_pool().cloned() else {
             return;
         };
@@ -111,12 +111,12 @@ impl Store {
 
     /// Resolves when another replica announced events (or the listener
     /// reconnected) since the last call. For the event fan-out's one reader.
-    pub async fn events_announced(&self) {
+    pub(crate) async fn events_announced(&self) {
         self.notices.events.notified().await;
     }
 
     /// The ids of actions whose cancel another replica records from now on.
-    pub fn cancels_announced(&self) -> broadcast::Receiver<Uuid> {
+    pub(crate) fn cancels_announced(&self) -> broadcast::Receiver<Uuid> {
         self.notices.cancels.subscribe()
     }
 }

@@ -22,7 +22,7 @@ use crate::error::AppError;
 
 /// One page of an action list.
 #[derive(Debug)]
-pub struct ActionPage {
+pub(crate) struct ActionPage {
     /// In list order.
     pub actions: Vec<Action>,
     /// Whether rows follow the page in the direction it was read.
@@ -31,7 +31,7 @@ pub struct ActionPage {
 
 /// Which side of a cursor, in list order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
+pub(crate) enum Side {
     /// The cursor's row and those listed before it.
     AtOrBefore,
     /// The cursor's row and those listed after it.
@@ -41,7 +41,7 @@ pub enum Side {
 impl Store {
     /// The action with this id in `tenant`, if any.
     #[instrument(level = "debug", skip(self))]
-    pub async fn action(&self, tenant: &str, id: Uuid) -> Result<Option<Action>, AppError> {
+    pub(crate) async fn action(&self, tenant: &str, id: Uuid) -> Result<Option<Action>, AppError> {
         action::Entity::find_by_id(id)
             .filter(action::Column::TenantId.eq(tenant))
             .one(self.connection())
@@ -52,7 +52,7 @@ impl Store {
 
     /// The actions of `tenant` among `ids`, in no particular order.
     #[instrument(level = "debug", skip(self, ids), fields(count = ids.len()))]
-    pub async fn actions_by_ids(
+    pub(crate) async fn actions_by_ids(
         &self,
         tenant: &str,
         ids: &[Uuid],
@@ -72,7 +72,7 @@ impl Store {
 
     /// One page of the actions of `tenant` that pass `filter`, in `order`.
     #[instrument(level = "debug", skip(self, filter))]
-    pub async fn list_actions(
+    pub(crate) async fn list_actions(
         &self,
         tenant: &str,
         filter: &ActionFilter,
@@ -115,7 +115,7 @@ impl Store {
     /// Whether any action passing `filter` lies on `side` of `cursor` in the list
     /// ordered by `order`, the cursor's own row included.
     #[instrument(level = "debug", skip(self, filter))]
-    pub async fn any_beside(
+    pub(crate) async fn any_beside(
         &self,
         tenant: &str,
         filter: &ActionFilter,
@@ -143,7 +143,7 @@ impl Store {
 
     /// How many actions of `tenant` pass `filter`.
     #[instrument(level = "debug", skip(self, filter))]
-    pub async fn count_actions(
+    pub(crate) async fn count_actions(
         &self,
         tenant: &str,
         filter: &ActionFilter,
@@ -157,7 +157,7 @@ impl Store {
     /// How many actions of `tenant` that pass `filter` are in each status; every
     /// status is listed, in lifecycle order, zeros included.
     #[instrument(level = "debug", skip(self, filter))]
-    pub async fn count_by_status(
+    pub(crate) async fn count_by_status(
         &self,
         tenant: &str,
         filter: &ActionFilter,
@@ -185,7 +185,7 @@ impl Store {
 
     /// The parameters of each of `ids` in `tenant`, in the caller's order.
     #[instrument(level = "debug", skip(self, ids), fields(count = ids.len()))]
-    pub async fn parameters_of(
+    pub(crate) async fn parameters_of(
         &self,
         tenant: &str,
         ids: &[Uuid],
@@ -209,7 +209,7 @@ impl Store {
 
     /// The state history of each of `ids` in `tenant`, oldest first.
     #[instrument(level = "debug", skip(self, ids), fields(count = ids.len()))]
-    pub async fn states_of(
+    pub(crate) async fn states_of(
         &self,
         tenant: &str,
         ids: &[Uuid],

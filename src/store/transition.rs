@@ -53,7 +53,7 @@ pub(crate) struct Transition {
 }
 
 impl Transition {
-    pub fn new(id: Uuid, from: ActionStatus, to: ActionStatus) -> Transition {
+    pub(super) fn new(id: Uuid, from: ActionStatus, to: ActionStatus) -> Transition {
         Transition {
             id,
             from,
@@ -65,7 +65,11 @@ impl Transition {
         }
     }
 
-    pub fn set(mut self, column: action::Column, value: impl Into<SimpleExpr>) -> Transition {
+    pub(super) fn set(
+        mut self,
+        column: action::Column,
+        value: impl Into<SimpleExpr>,
+    ) -> Transition {
         self.also.push((column, value.into()));
         self
     }
@@ -104,7 +108,7 @@ impl Transition {
     /// Applies the change, with its state row, in one transaction of its own:
     /// on PostgreSQL one statement (the update as a CTE, the state row
     /// inserted from what it returned), elsewhere a write transaction.
-    pub async fn apply_alone(
+    pub(super) async fn apply_alone(
         self,
         store: &Store,
         actor: &Actor,
@@ -188,7 +192,7 @@ impl Transition {
     /// Applies the change within `txn` at time `at` (microseconds). Returns
     /// whether it applied: `false` when the action was no longer in `from` (or
     /// the fence no longer held), in which case nothing was written.
-    pub async fn apply<C: ConnectionTrait>(
+    pub(super) async fn apply<C: ConnectionTrait>(
         self,
         txn: &C,
         actor: &Actor,

@@ -29,7 +29,7 @@ use crate::error::AppError;
 
 /// What a claimed action is to have done to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Work {
+pub(crate) enum Work {
     /// Carry it out on the provider.
     Execute,
     /// Lift its effect (it was canceled).
@@ -55,7 +55,7 @@ impl Work {
 
 /// The identity of one claim: the fence its writes must match.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lease {
+pub(crate) struct Lease {
     pub action_id: Uuid,
     pub tenant_id: String,
     pub token: i64,
@@ -63,7 +63,7 @@ pub struct Lease {
 
 /// An action claimed by a worker.
 #[derive(Debug, Clone)]
-pub struct Claim {
+pub(crate) struct Claim {
     pub lease: Lease,
     pub work: Work,
     /// The action as it stands after the claim.
@@ -77,7 +77,7 @@ pub struct Claim {
 
 /// What became of a write that closes an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AfterWork {
+pub(crate) enum AfterWork {
     /// Recorded.
     Recorded,
     /// A cancel arrived during the attempt: the action now waits for its
@@ -90,7 +90,7 @@ pub enum AfterWork {
 impl Store {
     /// Claims up to `limit` due actions for `owner`, leased for `lease`.
     #[instrument(level = "debug", skip(self))]
-    pub async fn claim_due(
+    pub(crate) async fn claim_due(
         &self,
         owner: &str,
         limit: u64,
@@ -214,7 +214,7 @@ impl Store {
     /// The provider applied the action: `Running → Completed`, keeping its
     /// reference for a later revert.
     #[instrument(level = "debug", skip(self, reference))]
-    pub async fn record_applied(
+    pub(crate) async fn record_applied(
         &self,
         lease: &Lease,
         reference: Option<&str>,
@@ -239,7 +239,7 @@ impl Store {
     /// The attempt failed for a reason that may pass: try `work` again after
     /// `delay`. The action keeps its status; `errorInfo` shows the last error.
     #[instrument(level = "debug", skip(self, error))]
-    pub async fn record_retry(
+    pub(crate) async fn record_retry(
         &self,
         lease: &Lease,
         work: Work,
@@ -272,7 +272,7 @@ impl Store {
 
     /// Execution failed for good: `Running → Failed` with `errorInfo`.
     #[instrument(level = "debug", skip(self, error))]
-    pub async fn record_failed(
+    pub(crate) async fn record_failed(
         &self,
         lease: &Lease,
         error: &ErrorInfo,
@@ -289,7 +289,7 @@ impl Store {
 
     /// The effect was lifted: `from → Canceled`, with `detail` in the state row.
     #[instrument(level = "debug", skip(self))]
-    pub async fn record_reverted(
+    pub(crate) async fn record_reverted(
         &self,
         lease: &Lease,
         from: ActionStatus,
@@ -308,7 +308,7 @@ impl Store {
     /// The revert failed for good: the action is (still) `Completed`, its
     /// `errorInfo` says why, and a state row records it. A new cancel tries again.
     #[instrument(level = "debug", skip(self, error))]
-    pub async fn record_revert_failed(
+    pub(crate) async fn record_revert_failed(
         &self,
         lease: &Lease,
         from: ActionStatus,
@@ -351,7 +351,7 @@ impl Store {
     /// their users; the executor asks before lifting one. Only a yes or no
     /// leaves here, never another tenant's data.
     #[instrument(level = "debug", skip(self))]
-    pub async fn indicator_held_elsewhere(
+    pub(crate) async fn indicator_held_elsewhere(
         &self,
         provider: &str,
         parameter: &Parameter,
@@ -385,7 +385,7 @@ impl Store {
     /// Gives back every lease `owner` holds, due at once, so another executor
     /// takes the work without waiting for the leases to expire.
     #[instrument(level = "debug", skip(self))]
-    pub async fn release_leases(&self, owner: &str) -> Result<u64, AppError> {
+    pub(crate) async fn release_leases(&self, owner: &str) -> Result<u64, AppError> {
         let now = to_micros(time::now());
         let result = action::Entity::update_many()
             .col_expr(
@@ -405,7 +405,7 @@ impl Store {
     /// `revert` and the lease still ours, the revert is made due at once
     /// (keeping `reference`, when the attempt applied the action, so the revert
     /// knows what to lift). Otherwise the lease was taken over.
-    pub async fn hand_over_to_revert(
+    pub(crate) async fn hand_over_to_revert(
         &self,
         lease: &Lease,
         reference: Option<&str>,

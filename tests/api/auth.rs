@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use actiongate::auth::{READ_ROLE, READ_WRITE_ROLE};
-use actiongate::config::TokenKeys;
+use actiongate::TokenKeys;
+use actiongate::{READ_ROLE, READ_WRITE_ROLE};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};

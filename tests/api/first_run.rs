@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use actiongate::config::TokenKeys;
+use actiongate::TokenKeys;
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp, assert_no_errors, error_code};

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use actiongate::config::TokenKeys;
-use actiongate::http::rate_limit::{Rate, RateLimits};
+use actiongate::TokenKeys;
+use actiongate::{Rate, RateLimits};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
 

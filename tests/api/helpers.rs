@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actiongate::auth::dev::{TokenSpec, mint};
-use actiongate::auth::{READ_ROLE, READ_WRITE_ROLE};
-use actiongate::config::TokenKeys;
-use actiongate::http::rate_limit::{Rate, RateLimits};
+use actiongate::TokenKeys;
 use actiongate::{App, Config};
+use actiongate::{READ_ROLE, READ_WRITE_ROLE};
+use actiongate::{Rate, RateLimits};
+use actiongate::{TokenSpec, mint};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -153,8 +153,8 @@ fn replace_database(url: &str, name: &str) -> String {
 pub struct TestApp {
     pub address: std::net::SocketAddr,
     pub client: reqwest::Client,
-    pub store: actiongate::store::Store,
-    pub events: actiongate::events::EventHub,
+    pub store: actiongate::Store,
+    pub events: actiongate::EventHub,
     /// The development token, when the app runs with the development key.
     pub dev_token: Option<String>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -199,7 +199,7 @@ impl TestAppBuilder {
     pub fn providers(self, toml: &str) -> Self {
         let toml = toml.to_owned();
         self.configure(move |c| {
-            c.providers = actiongate::providers::config::ProvidersFile::parse(&toml, &c.data_dir)
+            c.providers = actiongate::ProvidersFile::parse(&toml, &c.data_dir)
                 .expect("valid provider configuration");
         })
     }

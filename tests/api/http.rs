@@ -139,7 +139,7 @@ async fn health_and_readiness_answer(backend: Backend) {
 fn the_committed_schema_is_the_running_schema() {
     let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql"))
         .expect("schema.graphql at the repository root");
-    let running = actiongate::graphql::sdl();
+    let running = actiongate::sdl();
     assert!(
         committed == running,
         "schema.graphql differs from the running schema; regenerate it with\n    cargo run -- schema > schema.graphql"

@@ -274,12 +274,7 @@ async fn a_reused_client_context_replays_the_same_input_and_conflicts_on_other_i
     assert_eq!(total_count(&app, &token).await, 1);
 
     // The key is per app: another app of the tenant has its own.
-    let other_app = token_with(
-        "tenant-a",
-        "app-2",
-        "bot",
-        &[actiongate::auth::READ_WRITE_ROLE],
-    );
+    let other_app = token_with("tenant-a", "app-2", "bot", &[actiongate::READ_WRITE_ROLE]);
     let other = invoke(&app, &other_app, input).await;
     assert_no_errors(&other);
     assert_ne!(

@@ -168,18 +168,8 @@ async fn page_arguments_are_checked(backend: Backend) {
 
 async fn every_filter_selects_what_it_names(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let alice = token_with(
-        "tenant-a",
-        "app-1",
-        "alice",
-        &[actiongate::auth::READ_WRITE_ROLE],
-    );
-    let bob = token_with(
-        "tenant-a",
-        "app-2",
-        "bob",
-        &[actiongate::auth::READ_WRITE_ROLE],
-    );
+    let alice = token_with("tenant-a", "app-1", "alice", &[actiongate::READ_WRITE_ROLE]);
+    let bob = token_with("tenant-a", "app-2", "bob", &[actiongate::READ_WRITE_ROLE]);
     let invoke = |token: String, input: Value| {
         let app = &app;
         async move {

@@ -5,8 +5,8 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use actiongate::auth::dev::{TokenSpec, mint};
-use actiongate::auth::{READ_ROLE, READ_WRITE_ROLE};
+use actiongate::{READ_ROLE, READ_WRITE_ROLE};
+use actiongate::{TokenSpec, mint};
 use futures_util::StreamExt;
 use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::{Value, json};
@@ -188,7 +188,7 @@ async fn a_malformed_or_unknown_cursor_is_bad_user_input(backend: Backend) {
     let mut client = WsClient::connect(&app, TRANSPORT, &token).await;
     let other_tenant = block(&app, &writer("tenant-b"), "10.0.0.1").await;
     let _ = other_tenant;
-    let unknown = actiongate::events::cursor::encode(1);
+    let unknown = actiongate::event_cursor::encode(1);
     for (id, after) in [("bad", json!("not-a-cursor")), ("unknown", json!(unknown))] {
         client.subscribe(id, WATCH, json!({"after": after})).await;
         let message = client.next_message().await;
@@ -358,7 +358,7 @@ async fn a_feed_that_falls_behind_catches_up_from_the_database(backend: Backend)
         .spawn()
         .await;
     let token = writer("tenant-a");
-    let feed = actiongate::events::feed::watch(
+    let feed = actiongate::event_feed::watch(
         app.events.clone(),
         "tenant-a".into(),
         Default::default(),
@@ -420,7 +420,7 @@ async fn a_feed_too_far_behind_ends_with_the_cursor_to_resume_from(backend: Back
     app.wait_for_status(&token, &first, "COMPLETED").await;
     published(&app).await;
     let oldest = app.store.events_after("tenant-a", 0, 1).await.unwrap()[0].seq;
-    let feed = actiongate::events::feed::watch(
+    let feed = actiongate::event_feed::watch(
         app.events.clone(),
         "tenant-a".into(),
         Default::default(),
@@ -447,7 +447,7 @@ async fn a_feed_too_far_behind_ends_with_the_cursor_to_resume_from(backend: Back
         .await
         .unwrap()
     {
-        if let Err(actiongate::events::feed::FeedError::TooSlow { cursor }) = item {
+        if let Err(actiongate::event_feed::FeedError::TooSlow { cursor }) = item {
             ended = Some(cursor);
             break;
         }
@@ -460,7 +460,7 @@ async fn a_feed_too_far_behind_ends_with_the_cursor_to_resume_from(backend: Back
         .subscribe(
             "r",
             WATCH,
-            json!({"after": actiongate::events::cursor::encode(resume_from)}),
+            json!({"after": actiongate::event_cursor::encode(resume_from)}),
         )
         .await;
     let replayed = client.next_event("r").await;

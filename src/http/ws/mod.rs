@@ -63,7 +63,7 @@ pub struct WsOptions {
 
 impl WsOptions {
     /// The defaults, also those of the command line.
-    pub const DEFAULT: WsOptions = WsOptions {
+    pub(crate) const DEFAULT: WsOptions = WsOptions {
         init_timeout: Duration::from_secs(10),
         ping_interval: Duration::from_secs(15),
         max_connections: 20_000,
@@ -88,7 +88,7 @@ impl Drop for Slot {
 }
 
 /// `GET /graphql/ws`: the upgrade.
-pub async fn upgrade(State(state): State<HttpState>, ws: WebSocketUpgrade) -> Response {
+pub(crate) async fn upgrade(State(state): State<HttpState>, ws: WebSocketUpgrade) -> Response {
     let open = state.ws_connections.fetch_add(1, Ordering::AcqRel);
     let slot = Slot(state.ws_connections.clone());
     let pending = state.ws_pending.fetch_add(1, Ordering::AcqRel);

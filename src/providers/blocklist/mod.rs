@@ -33,7 +33,7 @@ mod list_file;
 mod owners;
 
 /// The blocklist provider.
-pub struct Blocklist {
+pub(crate) struct Blocklist {
     root: PathBuf,
     lists: Mutex<HashMap<PathBuf, Arc<ListFile>>>,
 }
@@ -46,7 +46,7 @@ struct BlocklistReference {
 }
 
 impl Blocklist {
-    pub fn new(root: PathBuf) -> Blocklist {
+    pub(crate) fn new(root: PathBuf) -> Blocklist {
         Blocklist {
             root,
             lists: Mutex::new(HashMap::new()),
