@@ -7,11 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use actiongate::READ_WRITE_ROLE;
-use actiongate::TokenKeys;
-use actiongate::{App, Config};
-use actiongate::{Rate, RateLimits};
-use actiongate::{TokenSpec, mint};
+use actiongate::{App, Config, READ_WRITE_ROLE, Rate, RateLimits, TokenKeys, TokenSpec, mint};
 use serde_json::{Value, json};
 use tokio::process::Command;
 use tokio::sync::oneshot;

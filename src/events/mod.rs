@@ -149,6 +149,12 @@ impl EventHub {
         &self.inner.store
     }
 
+    /// How many feeds are attached now: each live subscription holds one.
+    /// Tests wait on it to know a subscription will miss nothing.
+    pub fn subscribers(&self) -> usize {
+        self.inner.batches.receiver_count()
+    }
+
     /// Batches published from now on.
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<EventBatch>> {
         self.inner.batches.subscribe()

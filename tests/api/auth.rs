@@ -3,8 +3,7 @@
 
 use std::path::PathBuf;
 
-use actiongate::TokenKeys;
-use actiongate::{READ_ROLE, READ_WRITE_ROLE};
+use actiongate::{READ_ROLE, READ_WRITE_ROLE, TokenKeys};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};

@@ -9,41 +9,8 @@ use std::time::Duration;
 use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, assert_no_errors, error_code, writer};
+use crate::helpers::{Backend, TestApp, error_code, eventually, statuses, writer};
 use crate::receivers::{FakeDefender, Reply, WebhookReceiver};
-
-const CANCEL: &str =
-    "mutation($id: ID!) { cancelAction(id: $id) { id status cancelRequestedDateTime } }";
-
-async fn invoke(app: &TestApp, token: &str, name: &str, parameter: &str, value: &str) -> String {
-    let body = app
-        .gql(
-            token,
-            "mutation($i: InvokeActionInput!) { invokeAction(input: $i) { id } }",
-            json!({"i": {"name": name, "parameters": [{"name": parameter, "value": value}]}}),
-        )
-        .await;
-    assert_no_errors(&body);
-    body["data"]["invokeAction"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-async fn cancel(app: &TestApp, token: &str, id: &str) -> Value {
-    let body = app.gql(token, CANCEL, json!({"id": id})).await;
-    assert_no_errors(&body);
-    body["data"]["cancelAction"].clone()
-}
-
-fn statuses(action: &Value) -> Vec<&str> {
-    action["states"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["status"].as_str().unwrap())
-        .collect()
-}
 
 /// Each state's previous status is the status before it: the history is one chain.
 fn assert_history_is_a_chain(action: &Value) {
@@ -67,28 +34,17 @@ fn lines(path: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
-async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn a_blocked_ip_lands_in_the_blocklist_and_cancel_lifts_it(backend: Backend) {
     let app = TestApp::builder(backend).with_executor().spawn().await;
     let token = writer("tenant-a");
     let file = app.data_path().join("blocklists/tenant-a/blocked-ip.txt");
 
-    let id = invoke(&app, &token, "blockIp", "ip", "203.0.113.7").await;
+    let id = app.invoke(&token, "blockIp", "ip", "203.0.113.7").await;
     let completed = app.wait_for_status(&token, &id, "COMPLETED").await;
     assert_eq!(lines(&file), ["203.0.113.7"]);
     assert!(completed["completedDateTime"].is_string());
 
-    let requested = cancel(&app, &token, &id).await;
+    let requested = app.cancel(&token, &id).await;
     assert!(requested["cancelRequestedDateTime"].is_string());
     let canceled = app.wait_for_status(&token, &id, "CANCELED").await;
 
@@ -111,10 +67,18 @@ async fn an_indicator_held_by_two_actions_stays_until_both_are_canceled(backend:
         .data_path()
         .join("blocklists/tenant-a/allowed-sha256.txt");
 
-    let first = invoke(&app, &token, "blockDomain", "domain", "Evil.Example").await;
-    let second = invoke(&app, &token, "blockDomain", "domain", "evil.example.").await;
-    let other = invoke(&app, &token, "blockDomain", "domain", "another.example").await;
-    let allow = invoke(&app, &token, "allowFile", "fileHash", &"AB".repeat(32)).await;
+    let first = app
+        .invoke(&token, "blockDomain", "domain", "Evil.Example")
+        .await;
+    let second = app
+        .invoke(&token, "blockDomain", "domain", "evil.example.")
+        .await;
+    let other = app
+        .invoke(&token, "blockDomain", "domain", "another.example")
+        .await;
+    let allow = app
+        .invoke(&token, "allowFile", "fileHash", &"AB".repeat(32))
+        .await;
     for id in [&first, &second, &other, &allow] {
         app.wait_for_status(&token, id, "COMPLETED").await;
     }
@@ -125,14 +89,14 @@ async fn an_indicator_held_by_two_actions_stays_until_both_are_canceled(backend:
     );
     assert_eq!(lines(&allowed), ["ab".repeat(32)]);
 
-    cancel(&app, &token, &first).await;
+    app.cancel(&token, &first).await;
     app.wait_for_status(&token, &first, "CANCELED").await;
     assert_eq!(
         lines(&blocked),
         ["another.example", "evil.example"],
         "the second action still holds it"
     );
-    cancel(&app, &token, &second).await;
+    app.cancel(&token, &second).await;
     app.wait_for_status(&token, &second, "CANCELED").await;
     assert_eq!(lines(&blocked), ["another.example"]);
 }
@@ -147,14 +111,9 @@ async fn a_webhook_is_signed_and_retried_through_server_errors(backend: Backend)
         .await;
     let token = writer("tenant-a");
 
-    let id = invoke(
-        &app,
-        &token,
-        "blockUrl",
-        "url",
-        "https://evil.example/login",
-    )
-    .await;
+    let id = app
+        .invoke(&token, "blockUrl", "url", "https://evil.example/login")
+        .await;
     let action = app.wait_for_status(&token, &id, "COMPLETED").await;
 
     let requests = receiver.requests();
@@ -197,7 +156,7 @@ async fn a_webhook_client_error_fails_the_action_at_once(backend: Backend) {
         .await;
     let token = writer("tenant-a");
 
-    let id = invoke(&app, &token, "blockIp", "ip", "198.51.100.4").await;
+    let id = app.invoke(&token, "blockIp", "ip", "198.51.100.4").await;
     let failed = app.wait_for_status(&token, &id, "FAILED").await;
 
     assert_eq!(failed["errorInfo"]["code"], 400);
@@ -209,7 +168,13 @@ async fn a_webhook_client_error_fails_the_action_at_once(backend: Backend) {
     );
     assert_eq!(receiver.count(&id, "execute"), 1, "a 4xx is not retried");
     assert_eq!(statuses(&failed), ["NOT_STARTED", "RUNNING", "FAILED"]);
-    let body = app.gql(&token, CANCEL, json!({"id": id})).await;
+    let body = app
+        .gql(
+            &token,
+            "mutation($id: ID!) { cancelAction(id: $id) { id } }",
+            json!({"id": id}),
+        )
+        .await;
     assert_eq!(error_code(&body), "NOT_CANCELABLE");
 }
 
@@ -223,7 +188,7 @@ async fn a_webhook_slower_than_the_timeout_is_retried_then_fails(backend: Backen
         .await;
     let token = writer("tenant-a");
 
-    let id = invoke(&app, &token, "blockIp", "ip", "198.51.100.5").await;
+    let id = app.invoke(&token, "blockIp", "ip", "198.51.100.5").await;
     let failed = app.wait_for_status(&token, &id, "FAILED").await;
 
     assert_eq!(receiver.count(&id, "execute"), 3);
@@ -251,7 +216,7 @@ async fn retry_after_is_honoured(backend: Backend) {
         .spawn()
         .await;
     let token = writer("tenant-a");
-    let id = invoke(&app, &token, "blockIp", "ip", "198.51.100.6").await;
+    let id = app.invoke(&token, "blockIp", "ip", "198.51.100.6").await;
     app.wait_for_status(&token, &id, "COMPLETED").await;
     let requests = receiver.requests();
     assert_eq!(requests.len(), 2);
@@ -275,13 +240,13 @@ async fn cancel_of_a_running_action_stops_the_attempt_and_reverts(backend: Backe
         .spawn()
         .await;
     let token = writer("tenant-a");
-    let id = invoke(&app, &token, "blockIp", "ip", "198.51.100.7").await;
-    wait_until("the execute request", || {
+    let id = app.invoke(&token, "blockIp", "ip", "198.51.100.7").await;
+    eventually("the execute request", || async {
         receiver.count(&id, "execute") == 1
     })
     .await;
 
-    let requested = cancel(&app, &token, &id).await;
+    let requested = app.cancel(&token, &id).await;
     assert_eq!(
         requested["status"], "RUNNING",
         "the mutation returns the action as it stands"
@@ -318,27 +283,27 @@ async fn a_revert_that_keeps_failing_leaves_the_action_completed_and_says_so(bac
         .spawn()
         .await;
     let token = writer("tenant-a");
-    let id = invoke(&app, &token, "blockIp", "ip", "198.51.100.8").await;
+    let id = app.invoke(&token, "blockIp", "ip", "198.51.100.8").await;
     app.wait_for_status(&token, &id, "COMPLETED").await;
 
-    cancel(&app, &token, &id).await;
-    wait_until("two revert attempts", || receiver.count(&id, "revert") == 2).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let action = loop {
+    app.cancel(&token, &id).await;
+    eventually("two revert attempts", || async {
+        receiver.count(&id, "revert") == 2
+    })
+    .await;
+    let action = eventually("a state row for the failed revert", || async {
         let action = app.action(&token, &id).await;
         // The action row and its states are read by two queries: wait for both.
         let revert_failed = action["errorInfo"]["message"]
             .as_str()
             .is_some_and(|m| m.starts_with("revert failed"));
         if action["states"].as_array().unwrap().len() == 4 && revert_failed {
-            break action;
+            Ok(action)
+        } else {
+            Err(action)
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no state row for the failed revert: {action:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    })
+    .await;
     assert_eq!(action["status"], "COMPLETED");
     assert!(
         action["errorInfo"]["message"]
@@ -355,7 +320,7 @@ async fn a_revert_that_keeps_failing_leaves_the_action_completed_and_says_so(bac
 
     // Once the receiver recovers, canceling again lifts the block.
     reverts_work.store(true, Ordering::SeqCst);
-    cancel(&app, &token, &id).await;
+    app.cancel(&token, &id).await;
     let canceled = app.wait_for_status(&token, &id, "CANCELED").await;
     assert!(canceled["errorInfo"].is_null());
     assert_history_is_a_chain(&canceled);
@@ -370,7 +335,7 @@ async fn defender_indicators_are_submitted_and_deleted_with_a_refreshed_token(ba
         .await;
     let token = writer("tenant-a");
 
-    let ip = invoke(&app, &token, "blockIp", "ip", "203.0.113.9").await;
+    let ip = app.invoke(&token, "blockIp", "ip", "203.0.113.9").await;
     app.wait_for_status(&token, &ip, "COMPLETED").await;
     let indicators = defender.indicators();
     assert_eq!(indicators.len(), 1);
@@ -382,7 +347,9 @@ async fn defender_indicators_are_submitted_and_deleted_with_a_refreshed_token(ba
 
     // The token the gateway holds expires: the API refuses it, a new one is fetched.
     defender.expire("token-1");
-    let file = invoke(&app, &token, "allowFile", "fileHash", &"c".repeat(64)).await;
+    let file = app
+        .invoke(&token, "allowFile", "fileHash", &"c".repeat(64))
+        .await;
     app.wait_for_status(&token, &file, "COMPLETED").await;
     assert_eq!(defender.tokens_issued(), ["token-1", "token-2"]);
     let allowed = defender
@@ -392,7 +359,7 @@ async fn defender_indicators_are_submitted_and_deleted_with_a_refreshed_token(ba
         .unwrap();
     assert_eq!(allowed["action"], "Allowed");
 
-    cancel(&app, &token, &ip).await;
+    app.cancel(&token, &ip).await;
     app.wait_for_status(&token, &ip, "CANCELED").await;
     let remaining: Vec<String> = defender
         .indicators()
@@ -419,8 +386,8 @@ async fn a_defender_indicator_shared_by_two_actions_stays_until_both_are_cancele
         .spawn()
         .await;
     let (a, b) = (writer("tenant-a"), writer("tenant-b"));
-    let first = invoke(&app, &a, "blockIp", "ip", "203.0.113.20").await;
-    let second = invoke(&app, &b, "blockIp", "ip", "203.0.113.20").await;
+    let first = app.invoke(&a, "blockIp", "ip", "203.0.113.20").await;
+    let second = app.invoke(&b, "blockIp", "ip", "203.0.113.20").await;
     app.wait_for_status(&a, &first, "COMPLETED").await;
     app.wait_for_status(&b, &second, "COMPLETED").await;
     assert_eq!(
@@ -429,7 +396,7 @@ async fn a_defender_indicator_shared_by_two_actions_stays_until_both_are_cancele
         "Defender keeps one indicator per value"
     );
 
-    cancel(&app, &a, &first).await;
+    app.cancel(&a, &first).await;
     let canceled = app.wait_for_status(&a, &first, "CANCELED").await;
     assert_eq!(defender.indicators().len(), 1, "tenant B's block stays");
     let last = canceled["states"]
@@ -443,7 +410,7 @@ async fn a_defender_indicator_shared_by_two_actions_stays_until_both_are_cancele
         "{last}"
     );
 
-    cancel(&app, &b, &second).await;
+    app.cancel(&b, &second).await;
     app.wait_for_status(&b, &second, "CANCELED").await;
     assert!(defender.indicators().is_empty(), "the last holder lifts it");
 }
@@ -464,8 +431,11 @@ async fn an_instance_that_dies_mid_execution_is_taken_over_and_the_effect_applie
         .spawn()
         .await;
     let token = writer("tenant-a");
-    let id = invoke(&first, &token, "blockIp", "ip", "203.0.113.10").await;
-    wait_until("the first attempt", || receiver.count(&id, "execute") == 1).await;
+    let id = first.invoke(&token, "blockIp", "ip", "203.0.113.10").await;
+    eventually("the first attempt", || async {
+        receiver.count(&id, "execute") == 1
+    })
+    .await;
     let database = first.database.clone();
     first.crash().await;
 
@@ -522,25 +492,22 @@ async fn two_executors_on_one_database_execute_each_of_1000_actions_once(backend
             let n = chunk * 50 + i;
             let ip = format!("10.{}.{}.{}", n / 65536, (n / 256) % 256, n % 256);
             let token = token.clone();
-            async move { invoke(app, &token, "blockIp", "ip", &ip).await }
+            async move { app.invoke(&token, "blockIp", "ip", &ip).await }
         });
         ids.extend(futures_util::future::join_all(batch).await);
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
+    eventually("all 1000 actions to complete", || async {
         let counts = first
             .gql(&token, "{ actionCounts { status count } }", json!({}))
             .await;
-        let completed = counts["data"]["actionCounts"][2]["count"].as_i64().unwrap();
-        if completed == 1000 {
-            break;
+        let completed = counts["data"]["actionCounts"][2]["count"].as_i64();
+        if completed == Some(1000) {
+            Ok(())
+        } else {
+            Err(counts)
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not all completed: {counts}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await;
 
     let mut per_action: HashMap<String, usize> = HashMap::new();
     for request in receiver.requests() {
@@ -570,10 +537,12 @@ async fn a_cancel_racing_a_completion_ends_in_one_final_status(backend: Backend)
 
     let mut ids = Vec::new();
     for i in 0..40 {
-        let id = invoke(&app, &token, "blockIp", "ip", &format!("10.9.0.{i}")).await;
+        let id = app
+            .invoke(&token, "blockIp", "ip", &format!("10.9.0.{i}"))
+            .await;
         // Cancel at different points of the execution.
         tokio::time::sleep(Duration::from_millis((i % 8) * 7)).await;
-        cancel(&app, &token, &id).await;
+        app.cancel(&token, &id).await;
         ids.push(id);
     }
     for id in &ids {
@@ -610,8 +579,8 @@ async fn shutdown_lets_attempts_in_flight_finish(backend: Backend) {
         .spawn()
         .await;
     let token = writer("tenant-a");
-    let id = invoke(&app, &token, "blockIp", "ip", "203.0.113.11").await;
-    wait_until("the execute request", || {
+    let id = app.invoke(&token, "blockIp", "ip", "203.0.113.11").await;
+    eventually("the execute request", || async {
         receiver.count(&id, "execute") == 1
     })
     .await;
@@ -642,8 +611,8 @@ async fn shutdown_gives_back_the_leases_of_attempts_that_outlast_the_grace_perio
         .spawn()
         .await;
     let token = writer("tenant-a");
-    let id = invoke(&app, &token, "blockIp", "ip", "203.0.113.12").await;
-    wait_until("the execute request", || {
+    let id = app.invoke(&token, "blockIp", "ip", "203.0.113.12").await;
+    eventually("the execute request", || async {
         receiver.count(&id, "execute") == 1
     })
     .await;

@@ -2,15 +2,15 @@
 //! (SQLite in a temporary directory, or a new PostgreSQL database), mint tokens,
 //! and send GraphQL over HTTP the way a client would.
 
+use std::fmt::Display;
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actiongate::TokenKeys;
-use actiongate::{App, Config};
-use actiongate::{READ_ROLE, READ_WRITE_ROLE};
-use actiongate::{Rate, RateLimits};
-use actiongate::{TokenSpec, mint};
+use actiongate::{
+    App, Config, READ_ROLE, READ_WRITE_ROLE, Rate, RateLimits, TokenKeys, TokenSpec, mint,
+};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -324,20 +324,46 @@ impl TestApp {
         body["data"]["action"].clone()
     }
 
-    /// Waits (up to 30 s) until action `id` is in `status`; returns it then.
+    /// Invokes action `name` with one parameter and returns its id.
+    pub async fn invoke(&self, token: &str, name: &str, parameter: &str, value: &str) -> String {
+        let body = self
+            .gql(
+                token,
+                "mutation($i: InvokeActionInput!) { invokeAction(input: $i) { id } }",
+                json!({"i": {"name": name, "parameters": [{"name": parameter, "value": value}]}}),
+            )
+            .await;
+        assert_no_errors(&body);
+        body["data"]["invokeAction"]["id"]
+            .as_str()
+            .expect("an id")
+            .to_owned()
+    }
+
+    /// Cancels action `id` and returns it as the mutation does.
+    pub async fn cancel(&self, token: &str, id: &str) -> Value {
+        let body = self
+            .gql(
+                token,
+                "mutation($id: ID!) { cancelAction(id: $id) { id status cancelRequestedDateTime } }",
+                json!({"id": id}),
+            )
+            .await;
+        assert_no_errors(&body);
+        body["data"]["cancelAction"].clone()
+    }
+
+    /// Waits until action `id` is in `status`; returns it then.
     pub async fn wait_for_status(&self, token: &str, id: &str, status: &str) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
+        eventually(format!("action {id} to reach {status}"), || async {
             let action = self.action(token, id).await;
             if action["status"] == status {
-                return action;
+                Ok(action)
+            } else {
+                Err(action)
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "action {id} did not reach {status}: {action:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 
     /// Ends the app without a graceful shutdown, as a crash does: its requests,
@@ -413,6 +439,65 @@ pub fn error_field(body: &Value) -> &str {
     body["errors"][0]["extensions"]["field"]
         .as_str()
         .unwrap_or_else(|| panic!("no error field in {body:#}"))
+}
+
+/// The statuses of an action's states, oldest first.
+pub fn statuses(action: &Value) -> Vec<&str> {
+    action["states"]
+        .as_array()
+        .expect("states")
+        .iter()
+        .map(|s| s["status"].as_str().expect("a status"))
+        .collect()
+}
+
+/// What a check in [`eventually`] found: done (with what it yields), or not yet.
+pub trait Checked<T> {
+    /// `Err` holds what was seen instead, for the message should time run out.
+    fn done(self) -> Result<T, String>;
+}
+
+impl Checked<()> for bool {
+    fn done(self) -> Result<(), String> {
+        if self { Ok(()) } else { Err("not yet".into()) }
+    }
+}
+
+impl<T> Checked<T> for Option<T> {
+    fn done(self) -> Result<T, String> {
+        self.ok_or_else(|| "not yet".into())
+    }
+}
+
+impl<T, E: Display> Checked<T> for Result<T, E> {
+    fn done(self) -> Result<T, String> {
+        self.map_err(|seen| format!("{seen:#}"))
+    }
+}
+
+/// Runs `check` until it is done and returns what it yields, asking again
+/// after a short pause (10 ms, doubling to 200 ms) for up to two minutes;
+/// then panics, saying what it waited for and what it saw last. Every test
+/// that waits for something waits through this.
+pub async fn eventually<T, C, F, Fut>(what: impl Display, mut check: F) -> T
+where
+    C: Checked<T>,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = C>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let mut pause = Duration::from_millis(10);
+    loop {
+        match check().await.done() {
+            Ok(done) => return done,
+            Err(seen) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}; last seen: {seen}"
+            ),
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(200));
+    }
 }
 
 /// How many actions the tenant of `token` sees.

@@ -198,14 +198,7 @@ async fn every_filter_selects_what_it_names(backend: Backend) {
         v
     };
     let (ip_id, domain_id, url_id, hash_id) = (id(&ip), id(&domain), id(&url), id(&hash));
-    let cancel = app
-        .gql(
-            &alice,
-            "mutation($id: ID!) { cancelAction(id: $id) { status } }",
-            json!({"id": domain_id}),
-        )
-        .await;
-    assert_no_errors(&cancel);
+    app.cancel(&alice, &domain_id).await;
 
     let cases: Vec<(Value, Vec<String>)> = vec![
         (
@@ -342,12 +335,7 @@ async fn ordering_by_last_action_follows_status_changes(backend: Backend) {
         .as_str()
         .unwrap()
         .to_owned();
-    app.gql(
-        &token,
-        "mutation($id: ID!) { cancelAction(id: $id) { id } }",
-        json!({"id": first}),
-    )
-    .await;
+    app.cancel(&token, &first).await;
     let by_last = page(
         &app,
         &token,
@@ -371,12 +359,7 @@ async fn action_counts_list_every_status_with_the_filter_applied(backend: Backen
         app.block_ip(&token, &format!("10.0.0.{i}")).await;
     }
     let canceled = app.block_ip(&token, "10.0.0.9").await;
-    app.gql(
-        &token,
-        "mutation($id: ID!) { cancelAction(id: $id) { id } }",
-        json!({"id": canceled["id"]}),
-    )
-    .await;
+    app.cancel(&token, canceled["id"].as_str().unwrap()).await;
 
     let body = app
         .gql(&token, "{ actionCounts { status count } }", json!({}))

@@ -2,58 +2,47 @@
 //! resume without loss, close codes, both protocols, slow consumers, and
 //! events across replicas.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use actiongate::{READ_ROLE, READ_WRITE_ROLE};
-use actiongate::{TokenSpec, mint};
+use actiongate::{READ_ROLE, READ_WRITE_ROLE, TokenSpec, mint};
 use futures_util::StreamExt;
 use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TEST_SECRET, TestApp, assert_no_errors, reader, token_with, writer};
-use crate::ws_client::{LEGACY, Next, TRANSPORT, WATCH, WsClient};
-
-fn statuses(events: &[Value]) -> Vec<&str> {
-    events
-        .iter()
-        .map(|e| e["status"].as_str().unwrap())
-        .collect()
-}
-
-fn ids_of(events: &[Value]) -> Vec<&str> {
-    events
-        .iter()
-        .map(|e| e["action"]["id"].as_str().unwrap())
-        .collect()
-}
+use crate::helpers::{Backend, TEST_SECRET, TestApp, eventually, reader, token_with, writer};
+use crate::ws_client::{LEGACY, Next, TRANSPORT, WATCH, WsClient, event_ids, event_statuses};
 
 async fn block(app: &TestApp, token: &str, ip: &str) -> String {
-    app.block_ip(token, ip).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    app.invoke(token, "blockIp", "ip", ip).await
 }
 
-/// Subscribes and waits until the subscription is in place on the server
-/// (an event of a probe action of another tenant's... no: of the same tenant
-/// would be delivered), by giving it a moment and checking it is quiet.
-async fn watch(client: &mut WsClient, id: &str, variables: Value) {
+/// Subscribes with `WATCH`, and waits until the subscription's feed is
+/// attached to `app`'s event fan-out: from then on it misses no event.
+async fn watch(app: &TestApp, client: &mut WsClient, id: &str, variables: Value) {
+    let attached = app.events.subscribers();
     client.subscribe(id, WATCH, variables).await;
-    client.assert_quiet(Duration::from_millis(300)).await;
+    eventually(format!("subscription {id} to be attached"), || async {
+        app.events.subscribers() > attached
+    })
+    .await;
 }
 
 async fn a_subscriber_sees_a_block_go_not_started_running_completed(backend: Backend) {
     let app = TestApp::builder(backend).with_executor().spawn().await;
     let token = writer("tenant-a");
     let mut client = WsClient::connect(&app, TRANSPORT, &reader("tenant-a")).await;
-    watch(&mut client, "1", json!({})).await;
+    watch(&app, &mut client, "1", json!({})).await;
 
     let id = block(&app, &token, "203.0.113.7").await;
     let events = client.events("1", 3).await;
 
-    assert_eq!(statuses(&events), ["NOT_STARTED", "RUNNING", "COMPLETED"]);
-    assert_eq!(ids_of(&events), [id.as_str(); 3]);
+    assert_eq!(
+        event_statuses(&events),
+        ["NOT_STARTED", "RUNNING", "COMPLETED"]
+    );
+    assert_eq!(event_ids(&events), [id.as_str(); 3]);
     assert!(events[0]["previousStatus"].is_null());
     assert_eq!(events[1]["previousStatus"], "NOT_STARTED");
     assert_eq!(events[2]["previousStatus"], "RUNNING");
@@ -72,7 +61,7 @@ async fn a_subscriber_sees_a_block_go_not_started_running_completed(backend: Bac
 async fn a_tenant_hears_nothing_of_another_tenant(backend: Backend) {
     let app = TestApp::builder(backend).with_executor().spawn().await;
     let mut b_client = WsClient::connect(&app, TRANSPORT, &reader("tenant-b")).await;
-    watch(&mut b_client, "b", json!({})).await;
+    watch(&app, &mut b_client, "b", json!({})).await;
 
     let a_action = block(&app, &writer("tenant-a"), "203.0.113.7").await;
     app.wait_for_status(&writer("tenant-a"), &a_action, "COMPLETED")
@@ -81,7 +70,7 @@ async fn a_tenant_hears_nothing_of_another_tenant(backend: Backend) {
     let events = b_client.events("b", 3).await;
 
     assert_eq!(
-        ids_of(&events),
+        event_ids(&events),
         [b_action.as_str(); 3],
         "only tenant B's own action"
     );
@@ -97,7 +86,7 @@ async fn a_subscriber_resumes_from_its_cursor_with_exactly_the_missed_events(bac
     let app = TestApp::builder(backend).with_executor().spawn().await;
     let token = writer("tenant-a");
     let mut client = WsClient::connect(&app, TRANSPORT, &token).await;
-    watch(&mut client, "1", json!({})).await;
+    watch(&app, &mut client, "1", json!({})).await;
     let first = block(&app, &token, "10.0.0.1").await;
     let seen = client.events("1", 3).await;
     let cursor = seen[2]["cursor"].clone();
@@ -116,7 +105,7 @@ async fn a_subscriber_resumes_from_its_cursor_with_exactly_the_missed_events(bac
     let replayed = client.events("2", 9).await;
 
     assert!(
-        !ids_of(&replayed).contains(&first.as_str()),
+        !event_ids(&replayed).contains(&first.as_str()),
         "nothing from before the cursor"
     );
     for id in &missed {
@@ -133,7 +122,7 @@ async fn a_subscriber_resumes_from_its_cursor_with_exactly_the_missed_events(bac
     // Then live, with no duplicate at the seam.
     let live = block(&app, &token, "10.0.0.5").await;
     let after_seam = client.events("2", 3).await;
-    assert_eq!(ids_of(&after_seam), [live.as_str(); 3]);
+    assert_eq!(event_ids(&after_seam), [live.as_str(); 3]);
     let all: Vec<&str> = replayed
         .iter()
         .chain(&after_seam)
@@ -154,6 +143,7 @@ async fn a_filter_by_ids_and_status_selects_events(backend: Backend) {
     app.wait_for_status(&token, &watched, "COMPLETED").await;
     let mut client = WsClient::connect(&app, TRANSPORT, &token).await;
     watch(
+        &app,
         &mut client,
         "ids",
         json!({"filter": {"ids": [watched], "status": ["CANCELED"]}}),
@@ -162,18 +152,8 @@ async fn a_filter_by_ids_and_status_selects_events(backend: Backend) {
 
     let other = block(&app, &token, "10.0.0.2").await;
     app.wait_for_status(&token, &other, "COMPLETED").await;
-    app.gql(
-        &token,
-        "mutation($id: ID!) { cancelAction(id: $id) { id } }",
-        json!({"id": other}),
-    )
-    .await;
-    app.gql(
-        &token,
-        "mutation($id: ID!) { cancelAction(id: $id) { id } }",
-        json!({"id": watched}),
-    )
-    .await;
+    app.cancel(&token, &other).await;
+    app.cancel(&token, &watched).await;
 
     let event = client.next_event("ids").await;
     assert_eq!(event["action"]["id"], watched.as_str());
@@ -204,18 +184,11 @@ async fn a_malformed_or_unknown_cursor_is_bad_user_input(backend: Backend) {
 
 /// Waits until the fan-out has published every event numbered so far.
 async fn published(app: &TestApp) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    eventually("every event to be published", || async {
         let numbered = app.store.event_head().await.unwrap();
-        if app.events.head() >= numbered && app.store.number_events().await.unwrap().is_none() {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "events were not published"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        app.events.head() >= numbered && app.store.number_events().await.unwrap().is_none()
+    })
+    .await;
 }
 
 fn expiring_token(tenant: &str, ttl: Duration) -> String {
@@ -300,12 +273,14 @@ async fn the_server_pings_and_the_legacy_protocol_works(backend: Backend) {
         Some(Next::Message(m)) => assert_eq!(m["type"], "ka"),
         other => panic!("expected a keep-alive, got {other:?}"),
     }
-    legacy.subscribe("1", WATCH, json!({})).await;
-    legacy.assert_quiet(Duration::from_millis(300)).await;
+    watch(&app, &mut legacy, "1", json!({})).await;
     let id = block(&app, &token, "10.0.0.1").await;
     let events = legacy.events("1", 3).await;
-    assert_eq!(statuses(&events), ["NOT_STARTED", "RUNNING", "COMPLETED"]);
-    assert_eq!(ids_of(&events), [id.as_str(); 3]);
+    assert_eq!(
+        event_statuses(&events),
+        ["NOT_STARTED", "RUNNING", "COMPLETED"]
+    );
+    assert_eq!(event_ids(&events), [id.as_str(); 3]);
     legacy.stop("1").await;
     assert_eq!(legacy.next_message().await["type"], "complete");
 }
@@ -479,28 +454,21 @@ async fn many_concurrent_writers_and_a_reader_that_sees_every_state_row(backend:
         }
     });
     let reading = async {
-        let mut cursor = 0;
-        let mut seen: Vec<(i64, i64)> = Vec::new();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         // 8 writers × 25 actions × 3 states, read with the cursor only moving forward.
-        while seen.len() < 600 {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "saw {} of 600 state rows",
-                seen.len()
-            );
-            for event in app
-                .store
-                .all_tenants_events_after(cursor, 50)
-                .await
-                .unwrap()
-            {
-                cursor = event.seq;
-                seen.push((event.seq, event.change.id));
+        let seen: RefCell<Vec<(i64, i64)>> = RefCell::default();
+        eventually("the reader to see 600 state rows", || async {
+            let cursor = seen.borrow().last().map_or(0, |(seq, _)| *seq);
+            let events = app.store.all_tenants_events_after(cursor, 50).await;
+            let mut seen = seen.borrow_mut();
+            seen.extend(events.unwrap().iter().map(|e| (e.seq, e.change.id)));
+            if seen.len() >= 600 {
+                Ok(())
+            } else {
+                Err(format!("{} rows", seen.len()))
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        seen
+        })
+        .await;
+        seen.into_inner()
     };
     let (_, seen) = tokio::join!(futures_util::future::join_all(writers), reading);
 
@@ -542,7 +510,7 @@ async fn a_subscriber_on_one_replica_hears_every_event_of_another(backend: Backe
         .await;
     let token = writer("tenant-a");
     let mut client = WsClient::connect(&listening, TRANSPORT, &token).await;
-    watch(&mut client, "1", json!({})).await;
+    watch(&listening, &mut client, "1", json!({})).await;
 
     let invoking = async {
         let mut ids = Vec::new();
@@ -604,31 +572,13 @@ async fn a_cancel_through_one_replica_stops_an_attempt_running_on_another(backen
         .spawn()
         .await;
     let token = writer("tenant-a");
-    let body = serving
-        .gql(
-            &token,
-            "mutation { invokeAction(input: {name: \"blockIp\", parameters: [{name: \"ip\", value: \"10.4.0.1\"}]}) { id } }",
-            json!({}),
-        )
-        .await;
-    assert_no_errors(&body);
-    let id = body["data"]["invokeAction"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while receiver.count(&id, "execute") == 0 {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let id = block(&serving, &token, "10.4.0.1").await;
+    eventually("the execute request", || async {
+        receiver.count(&id, "execute") > 0
+    })
+    .await;
 
-    serving
-        .gql(
-            &token,
-            "mutation($id: ID!) { cancelAction(id: $id) { id } }",
-            json!({"id": id}),
-        )
-        .await;
+    serving.cancel(&token, &id).await;
 
     // Well before the attempt's 100 s timeout.
     serving.wait_for_status(&token, &id, "CANCELED").await;

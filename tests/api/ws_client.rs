@@ -181,3 +181,19 @@ impl WsClient {
         let _ = self.socket.close(None).await;
     }
 }
+
+/// The statuses of `events`, in order.
+pub fn event_statuses(events: &[Value]) -> Vec<&str> {
+    events
+        .iter()
+        .map(|e| e["status"].as_str().expect("a status"))
+        .collect()
+}
+
+/// The action ids of `events`, in order.
+pub fn event_ids(events: &[Value]) -> Vec<&str> {
+    events
+        .iter()
+        .map(|e| e["action"]["id"].as_str().expect("an action id"))
+        .collect()
+}
