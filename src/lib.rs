@@ -3,6 +3,34 @@
 //! [`App::build`] turns a [`Config`] into a gateway bound to its address, with
 //! the database migrated; [`App::run_until_stopped`] serves until the shutdown
 //! future resolves. `main` and every integration test use these two.
+//!
+//! # Layout
+//!
+//! Requests flow one way, `http` → `graphql` → `domain` ← `store`; the
+//! executor and the providers sit beside `graphql` and talk to the store and
+//! the events only.
+//!
+//! - `config`: the command line (`config::cli`, clap) and the typed [`Config`].
+//! - `domain`: validated types: actions, the catalog, indicators, filters,
+//!   pages, the status machine, time. Knows nothing of GraphQL, HTTP or SQL.
+//! - `store`: the only code that talks to the database, every query scoped by
+//!   tenant: storing and reading actions, the one way statuses change
+//!   (`transition`), the executor's queue, event numbering, and PostgreSQL
+//!   `LISTEN`/`NOTIFY` between replicas (`notify`).
+//! - `graphql`: the schema, its input and output types, batch loaders,
+//!   document limits, and the one request pipeline (`execute`) both transports
+//!   run operations through.
+//! - `http`: the axum router and the transports: GraphQL over HTTP and over
+//!   WebSocket, rate limits, GraphiQL, health and metrics.
+//! - `auth`: bearer token → the caller (`Principal`); key sources; the
+//!   development key.
+//! - `executor`: claims due actions and carries them out on their providers,
+//!   with leases, retries and cancels.
+//! - `providers`: the `Provider` trait, the blocklist, webhook and Defender
+//!   providers, and the provider file.
+//! - `events`: status events from the state history to subscribers, with
+//!   resume and catch-up.
+//! - `error`: the one error type and every code a client can see.
 
 #![warn(unreachable_pub)]
 

@@ -1,10 +1,13 @@
 //! `seed`: fills a database with a realistic history of actions, fast, so that
 //! queries are measured against a table of production size.
 //!
-//! The schema comes from the gateway's own migrations. Rows are written with
-//! multi-row `INSERT`s, each under the backend's bound-parameter limit, inside
-//! one transaction per batch of actions; ids are bound as UUIDs, so SQLite stores
-//! them as 16-byte BLOBs exactly as the gateway does.
+//! The schema comes from the gateway's own migrations, and the table and
+//! column names, the catalog, the status names and the executor's app and
+//! user from the gateway itself, so seeded rows read as the gateway's. Rows
+//! are written with multi-row `INSERT`s, each under the backend's
+//! bound-parameter limit, inside one transaction per batch of actions; ids are
+//! bound as UUIDs, so SQLite stores them as 16-byte BLOBs exactly as the
+//! gateway does.
 //!
 //! Seeded actions are history, not queued work: `work`, `due_at` and the lease
 //! columns stay NULL on every row, so a gateway started on the database never

@@ -2,8 +2,9 @@
 //!
 //! Every setting is a flag and an `ACTIONGATE_*` environment variable (the names
 //! are part of the contract, see the README). Defaults are the constants of the
-//! components they configure, so the command line, [`Config::new`](super::Config::new) and the
-//! components' own `DEFAULT`s cannot disagree.
+//! components they configure, so the command line,
+//! [`Config::new`](super::Config::new) and the components' own `DEFAULT`s
+//! cannot disagree.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

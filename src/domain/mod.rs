@@ -1,5 +1,7 @@
 //! Validated types of the gateway: actions, the catalog, indicators, the status
-//! state machine, filters and pages. Nothing here knows of GraphQL, HTTP or SQL.
+//! state machine, filters, pages, the providers as validation sees them, text
+//! checks, and time (timestamps and durations). Nothing here knows of GraphQL,
+//! HTTP or SQL.
 
 pub(crate) mod action;
 pub(crate) mod catalog;

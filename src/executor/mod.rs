@@ -4,9 +4,11 @@
 //! One loop per process claims up to `concurrency` actions at a time, each
 //! with a lease (see `store::work`), and runs each in its own task. Transient
 //! failures are retried with exponential backoff and jitter; a lease that
-//! expires because its process died is claimed again by any executor. On
-//! shutdown the loop stops claiming, gives attempts in flight a grace period,
-//! and gives back the leases it still holds.
+//! expires because its process died is claimed again by any executor. A
+//! cancel stops an attempt running here at once: a local one through
+//! [`ExecutorHandle`], another replica's through the store's notices
+//! (`store::notify`). On shutdown the loop stops claiming, gives attempts in
+//! flight a grace period, and gives back the leases it still holds.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

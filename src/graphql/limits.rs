@@ -1,9 +1,9 @@
 //! Operation limits: what a document may ask before anything executes.
 //!
 //! Checked by the request pipeline (`graphql::execute`) on the parsed document
-//! of every operation, over HTTP or WebSocket: text size, depth, complexity (list fields weighted by their
-//! `first` / `last`), aliases, root fields and directives per field. Each has its
-//! own `extensions.code`. Introspection fields (`__schema`, `__type`) count for
+//! of every operation, over HTTP or WebSocket: text size, depth, complexity
+//! (list fields weighted by their `first` / `last`), aliases, root fields and
+//! directives per field. Each has its own `extensions.code`. Introspection fields (`__schema`, `__type`) count for
 //! aliases and directives but not for depth or complexity, so GraphiQL's own
 //! introspection query passes.
 

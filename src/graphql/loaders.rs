@@ -12,9 +12,10 @@ use crate::domain::action::{Parameter, StateChange};
 use crate::error::AppError;
 use crate::store::Store;
 
-/// The loaders of one request (or one subscription event). Each caches what
-/// it loaded for the request's lifetime, so a list can load the parts of all
-/// its actions at once and each action then finds its own in the cache.
+/// The loaders of one request (over WebSocket, of one operation). Each caches
+/// what it loaded for the request's lifetime, so a list can load the parts of
+/// all its actions at once and each action then finds its own in the cache.
+/// (A subscription event's action takes its parts from its event batch.)
 pub(crate) struct RequestLoaders {
     pub parameters: DataLoader<ParametersLoader, HashMapCache>,
     pub states: DataLoader<StatesLoader, HashMapCache>,

@@ -1,6 +1,8 @@
-//! The GraphQL schema: queries, mutations and (later) subscriptions over the
-//! domain and the store. Independent of HTTP: the handlers in `http` attach the
-//! caller and the loaders to each request and execute it here.
+//! The GraphQL API: the schema (queries, mutations and the subscription) over
+//! the domain, the store and the event fan-out; its input and output types;
+//! the document limits; and the one request pipeline (`execute`) that both
+//! transports in `http` run every operation through, which attaches the caller
+//! and the request's loaders. Nothing here knows of HTTP.
 
 use std::sync::Arc;
 

@@ -1,6 +1,10 @@
-//! The HTTP surface: `/graphql` (POST, and GET for queries), GraphiQL at `/`,
-//! `/healthz`, `/readyz` and `/metrics`. GraphQL execution itself lives in
-//! `graphql`; this module only moves requests in and responses out.
+//! The HTTP surface: the router, its CORS and body limits, and the handlers of
+//! `/graphql` (POST, and GET for queries; `graphql`), `/graphql/ws` (`ws`),
+//! GraphiQL at `/`, `/healthz`, `/readyz` and `/metrics`.
+//!
+//! The transports read requests, authenticate the caller, apply the rate
+//! limits (`admission`, `rate_limit`) and write responses; GraphQL execution,
+//! its checks and its error codes are the `graphql` pipeline's.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;

@@ -1,8 +1,15 @@
 //! The store: the only code that talks to the database.
 //!
 //! It takes and returns domain types; sea-orm models stay inside. Every function
-//! that reads or writes actions takes the caller's tenant and scopes the query by
-//! it, so one tenant's id never reaches another tenant's rows.
+//! that serves a caller takes the caller's tenant and scopes the query by it, so
+//! one tenant's id never reaches another tenant's rows. The executor's queue
+//! (`work`) and the event relay (`events`) work across tenants and hand nothing
+//! to a caller unscoped.
+//!
+//! `invoke` stores new actions, `read` reads them back, `cancel` cancels,
+//! `work` is the executor's queue, `transition` the one way statuses change,
+//! `events` numbers and reads the state history as events, and `notify` carries
+//! PostgreSQL `LISTEN`/`NOTIFY` between replicas.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
