@@ -390,68 +390,35 @@ mod tests {
     fn each_invalid_field_is_named() {
         let now = Utc::now();
         let p = providers();
+        let field = |name: &str, params: &[(&str, &str)]| {
+            field_of(NewAction::validate(request(name, params), "t", &p, now))
+        };
+        assert_eq!(field("blockFoo", &[("ip", "1.2.3.4")]), "input.name");
+        assert_eq!(field("blockIp", &[]), "input.parameters");
         assert_eq!(
-            field_of(NewAction::validate(
-                request("blockFoo", &[("ip", "1.2.3.4")]),
-                "t",
-                &p,
-                now
-            )),
-            "input.name"
-        );
-        assert_eq!(
-            field_of(NewAction::validate(request("blockIp", &[]), "t", &p, now)),
-            "input.parameters"
-        );
-        assert_eq!(
-            field_of(NewAction::validate(
-                request("blockIp", &[("ip", "1.2.3")]),
-                "t",
-                &p,
-                now
-            )),
+            field("blockIp", &[("ip", "1.2.3")]),
             "input.parameters[0].value"
         );
         assert_eq!(
-            field_of(NewAction::validate(
-                request("blockIp", &[("ip", "1.2.3.4"), ("port", "80")]),
-                "t",
-                &p,
-                now
-            )),
+            field("blockIp", &[("ip", "1.2.3.4"), ("port", "80")]),
             "input.parameters[1].name"
         );
         assert_eq!(
-            field_of(NewAction::validate(
-                request("blockIp", &[("expirationDateTime", "2999-01-01T00:00:00Z")]),
-                "t",
-                &p,
-                now
-            )),
+            field("blockIp", &[("expirationDateTime", "2999-01-01T00:00:00Z")]),
             "input.parameters"
         );
         assert_eq!(
-            field_of(NewAction::validate(
-                request("blockIp", &[("ip", "1.2.3.4"), ("IP", "1.2.3.5")]),
-                "t",
-                &p,
-                now
-            )),
+            field("blockIp", &[("ip", "1.2.3.4"), ("IP", "1.2.3.5")]),
             "input.parameters[1].name"
         );
         assert_eq!(
-            field_of(NewAction::validate(
-                request(
-                    "blockIp",
-                    &[
-                        ("ip", "1.2.3.4"),
-                        ("expirationDateTime", "2001-01-01T00:00:00Z")
-                    ]
-                ),
-                "t",
-                &p,
-                now
-            )),
+            field(
+                "blockIp",
+                &[
+                    ("ip", "1.2.3.4"),
+                    ("expirationDateTime", "2001-01-01T00:00:00Z")
+                ]
+            ),
             "input.parameters[1].value"
         );
         let mut long_reason = request("blockIp", &[("ip", "1.2.3.4")]);

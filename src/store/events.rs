@@ -12,7 +12,8 @@
 
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use tracing::instrument;
 
@@ -93,13 +94,7 @@ impl Store {
         cursor: i64,
         limit: u64,
     ) -> Result<Vec<StoredEvent>, AppError> {
-        let rows = state::Entity::find()
-            .filter(state::Column::Seq.gt(cursor))
-            .order_by_asc(state::Column::Seq)
-            .limit(limit)
-            .all(self.connection())
-            .await?;
-        rows.into_iter().map(stored).collect()
+        self.read_events(Condition::all(), cursor, limit).await
     }
 
     /// Numbered events of `tenant` after `cursor`, oldest first.
@@ -110,8 +105,19 @@ impl Store {
         cursor: i64,
         limit: u64,
     ) -> Result<Vec<StoredEvent>, AppError> {
+        let of_tenant = Condition::all().add(state::Column::TenantId.eq(tenant));
+        self.read_events(of_tenant, cursor, limit).await
+    }
+
+    /// Numbered events that meet `condition` after `cursor`, oldest first.
+    async fn read_events(
+        &self,
+        condition: Condition,
+        cursor: i64,
+        limit: u64,
+    ) -> Result<Vec<StoredEvent>, AppError> {
         let rows = state::Entity::find()
-            .filter(state::Column::TenantId.eq(tenant))
+            .filter(condition)
             .filter(state::Column::Seq.gt(cursor))
             .order_by_asc(state::Column::Seq)
             .limit(limit)

@@ -3,8 +3,8 @@
 
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QueryTrait, Statement,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryTrait, Statement,
 };
 use tracing::instrument;
 use uuid::Uuid;
@@ -47,43 +47,45 @@ impl Store {
         {
             return replay_or_conflict(existing, new);
         }
-        let now = time::now();
-        let at = to_micros(now);
+        let at = to_micros(time::now());
         let id = Uuid::now_v7();
-        let row = action::ActiveModel {
-            id: Set(id),
-            tenant_id: Set(actor.tenant_id.clone()),
-            app_id: Set(actor.app_id.clone()),
-            user_name: Set(actor.user.clone()),
-            name: Set(new.definition.name.to_owned()),
-            action_reason: Set(new.action_reason.clone()),
-            provider: Set(new.vendor.provider.clone()),
-            provider_version: Set(new.vendor.provider_version.clone()),
-            sub_provider: Set(new.vendor.sub_provider.clone()),
-            vendor: Set(new.vendor.vendor.clone()),
-            client_context: Set(new.client_context.clone()),
-            request_fingerprint: Set(new.fingerprint.clone()),
-            status: Set(ActionStatus::NotStarted.as_str().to_owned()),
-            error_code: Set(None),
-            error_message: Set(None),
-            error_subcode: Set(None),
-            created_at: Set(at),
-            last_action_at: Set(at),
-            completed_at: Set(None),
-            cancel_requested_at: Set(None),
-            work: Set(Some(WORK_EXECUTE.to_owned())),
-            due_at: Set(Some(at)),
-            attempts: Set(0),
-            lease_token: Set(0),
-            lease_owner: Set(None),
-            provider_reference: Set(None),
+        let row = action::Model {
+            id,
+            tenant_id: actor.tenant_id.clone(),
+            app_id: actor.app_id.clone(),
+            user_name: actor.user.clone(),
+            name: new.definition.name.to_owned(),
+            action_reason: new.action_reason.clone(),
+            provider: new.vendor.provider.clone(),
+            provider_version: new.vendor.provider_version.clone(),
+            sub_provider: new.vendor.sub_provider.clone(),
+            vendor: new.vendor.vendor.clone(),
+            client_context: new.client_context.clone(),
+            request_fingerprint: new.fingerprint.clone(),
+            status: ActionStatus::NotStarted.as_str().to_owned(),
+            error_code: None,
+            error_message: None,
+            error_subcode: None,
+            created_at: at,
+            last_action_at: at,
+            completed_at: None,
+            cancel_requested_at: None,
+            work: Some(WORK_EXECUTE.to_owned()),
+            due_at: Some(at),
+            attempts: 0,
+            lease_token: 0,
+            lease_owner: None,
+            provider_reference: None,
+        };
+        let action = Action::try_from(row.clone())?;
+        let rows = NewRows {
+            action: row.into_active_model(),
+            parameters: parameter_rows(actor, new, id),
+            first_state: state_row(id, actor, ActionStatus::NotStarted, None, at, None),
         };
         let inserted = match self.backend() {
-            DbBackend::Postgres => {
-                self.insert_in_one_statement(row, actor, new, id, at)
-                    .await?
-            }
-            _ => self.insert_in_transaction(row, actor, new, id, at).await?,
+            DbBackend::Postgres => self.insert_in_one_statement(rows).await?,
+            _ => self.insert_in_transaction(rows).await?,
         };
         if !inserted {
             // A concurrent request with the same clientContext won the race.
@@ -94,36 +96,14 @@ impl Store {
                 .ok_or_else(|| AppError::internal("idempotency conflict without a row"))?;
             return replay_or_conflict(existing, new);
         }
-        Ok(Invoked::Created(Action {
-            id,
-            tenant_id: actor.tenant_id.clone(),
-            app_id: actor.app_id.clone(),
-            user: actor.user.clone(),
-            name: new.definition.name.to_owned(),
-            action_reason: new.action_reason.clone(),
-            vendor: new.vendor.clone(),
-            client_context: new.client_context.clone(),
-            status: ActionStatus::NotStarted,
-            error: None,
-            created_at: now,
-            last_action_at: now,
-            completed_at: None,
-            cancel_requested_at: None,
-        }))
+        Ok(Invoked::Created(action))
     }
 
-    /// The action, its parameters and its first state in one transaction;
-    /// `false` when the clientContext was taken meanwhile.
-    async fn insert_in_transaction(
-        &self,
-        row: action::ActiveModel,
-        actor: &Actor,
-        new: &NewAction,
-        id: Uuid,
-        at: i64,
-    ) -> Result<bool, AppError> {
+    /// The rows in one transaction; `false` when the clientContext was taken
+    /// meanwhile.
+    async fn insert_in_transaction(&self, rows: NewRows) -> Result<bool, AppError> {
         let txn = self.begin_write().await?;
-        let insert = action::Entity::insert(row).on_conflict(idempotency_conflict());
+        let insert = action::Entity::insert(rows.action).on_conflict(idempotency_conflict());
         let inserted = match insert.exec_without_returning(&txn).await {
             Ok(rows) => rows,
             Err(DbErr::RecordNotInserted) => 0,
@@ -133,11 +113,10 @@ impl Store {
             txn.rollback().await?;
             return Ok(false);
         }
-        parameter::Entity::insert_many(parameter_rows(actor, new, id))
+        parameter::Entity::insert_many(rows.parameters)
             .exec_without_returning(&txn)
             .await?;
-        let first_state = state_row(id, actor, ActionStatus::NotStarted, None, at, None);
-        state::Entity::insert(first_state)
+        state::Entity::insert(rows.first_state)
             .exec_without_returning(&txn)
             .await?;
         self.commit_appended(txn).await?;
@@ -147,22 +126,14 @@ impl Store {
     /// The same as one PostgreSQL statement (data-modifying CTEs, atomic like
     /// a transaction): one round trip instead of five, which is most of an
     /// invoke's cost in the database.
-    async fn insert_in_one_statement(
-        &self,
-        row: action::ActiveModel,
-        actor: &Actor,
-        new: &NewAction,
-        id: Uuid,
-        at: i64,
-    ) -> Result<bool, AppError> {
+    async fn insert_in_one_statement(&self, rows: NewRows) -> Result<bool, AppError> {
         let backend = DbBackend::Postgres;
-        let action = action::Entity::insert(row).on_conflict(idempotency_conflict());
-        let parameters = parameter::Entity::insert_many(parameter_rows(actor, new, id));
-        let first_state = state_row(id, actor, ActionStatus::NotStarted, None, at, None);
         let ([action, parameters, first_state], values) = join([
-            action.build(backend),
-            parameters.build(backend),
-            state::Entity::insert(first_state).build(backend),
+            action::Entity::insert(rows.action)
+                .on_conflict(idempotency_conflict())
+                .build(backend),
+            parameter::Entity::insert_many(rows.parameters).build(backend),
+            state::Entity::insert(rows.first_state).build(backend),
         ]);
         // The dependent inserts read nothing from the first, so they are
         // joined to its RETURNING row: when the clientContext conflicts the
@@ -199,6 +170,13 @@ impl Store {
             .one(self.connection())
             .await?)
     }
+}
+
+/// The rows of a new action: the action, its parameters and its first state.
+struct NewRows {
+    action: action::ActiveModel,
+    parameters: Vec<parameter::ActiveModel>,
+    first_state: state::ActiveModel,
 }
 
 /// The idempotency key: one action per tenant, app and clientContext.

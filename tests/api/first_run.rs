@@ -24,15 +24,7 @@ async fn without_an_issuer_a_development_key_and_a_ready_token_are_made(backend:
         );
     }
 
-    let page = app
-        .client
-        .get(app.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.get_text("/").await;
     let settings = page
         .split("const settings = ")
         .nth(1)

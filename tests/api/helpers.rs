@@ -288,6 +288,16 @@ impl TestApp {
         .expect("a JSON body")
     }
 
+    /// GETs `path` and returns the body as text.
+    pub async fn get_text(&self, path: &str) -> String {
+        let response = self.client.get(self.url(path)).send().await;
+        response
+            .expect("the gateway answers")
+            .text()
+            .await
+            .expect("a text body")
+    }
+
     /// POSTs a JSON body to `/graphql`.
     pub async fn post_graphql(&self, token: Option<&str>, body: Value) -> reqwest::Response {
         let mut request = self.client.post(self.url("/graphql")).json(&body);

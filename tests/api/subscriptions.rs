@@ -587,15 +587,7 @@ async fn a_cancel_through_one_replica_stops_an_attempt_running_on_another(backen
 
 async fn graphiql_has_the_subscription_endpoint(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let page = app
-        .client
-        .get(app.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.get_text("/").await;
     assert!(page.contains("/graphql/ws"));
     assert!(page.contains("connectionParams"));
     let _ = READ_WRITE_ROLE;
