@@ -104,9 +104,12 @@ impl Store {
                         .exec(self.connection())
                         .await?;
                     if result.rows_affected == 1 {
+                        // Read before announcing: once announced, the attempt
+                        // may stop and revert before a later read.
+                        let requested = self.reload(actor, id).await?;
                         // The replica running the attempt stops it at once.
                         announce(self.connection(), CANCELS_CHANNEL, id.to_string()).await?;
-                        return Ok(CancelOutcome::Requested(self.reload(actor, id).await?));
+                        return Ok(CancelOutcome::Requested(requested));
                     }
                 }
             }
