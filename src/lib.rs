@@ -74,6 +74,7 @@ pub use domain::indicator::{Indicator, IndicatorKind};
 pub use domain::status::ActionStatus;
 pub use store::entities;
 
+use auth::dev::DevTokens;
 use auth::{Authenticator, KeySource, TokenRules};
 use executor::{Executor, ExecutorHandle};
 use graphql::Services;
@@ -109,15 +110,13 @@ impl App {
             issuer: config.jwt_issuer.clone(),
             audience: config.jwt_audience.clone(),
         };
-        let dev_token = match &dev_secret {
-            Some(secret) => {
-                let mut spec = TokenSpec::development();
-                spec.issuer = rules.issuer.clone();
-                spec.audience = rules.audience.clone();
-                Some(mint(secret, &spec)?)
-            }
-            None => None,
-        };
+        let dev_tokens = dev_secret.map(|secret| {
+            let mut spec = TokenSpec::development();
+            spec.issuer = rules.issuer.clone();
+            spec.audience = rules.audience.clone();
+            Arc::new(DevTokens::new(secret, spec))
+        });
+        let dev_token = dev_tokens.as_deref().map(DevTokens::mint).transpose()?;
         let auth = Arc::new(Authenticator::new(keys, rules));
 
         let providers =
@@ -161,7 +160,7 @@ impl App {
             graphql: Arc::new(pipeline),
             services,
             auth,
-            graphiql: http::graphiql_page(dev_token.as_deref()).into(),
+            dev_tokens,
             ws: Arc::new(config.ws.clone()),
             ws_connections: Arc::new(AtomicUsize::new(0)),
             ws_pending: Arc::new(AtomicUsize::new(0)),

@@ -145,6 +145,25 @@ pub fn role_name(text: &str) -> Result<String, String> {
     }
 }
 
+/// Mints development tokens on demand, so that a page loaded tomorrow gets a
+/// token valid from tomorrow rather than the one minted at start.
+#[derive(Clone)]
+pub(crate) struct DevTokens {
+    secret: Vec<u8>,
+    spec: TokenSpec,
+}
+
+impl DevTokens {
+    pub(crate) fn new(secret: Vec<u8>, spec: TokenSpec) -> DevTokens {
+        DevTokens { secret, spec }
+    }
+
+    /// A fresh token of the development spec.
+    pub(crate) fn mint(&self) -> Result<String, String> {
+        mint(&self.secret, &self.spec)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! The HTTP surface: the router, its CORS and body limits, and the handlers of
 //! `/graphql` (POST, and GET for queries; `graphql`), `/graphql/ws` (`ws`),
-//! GraphiQL at `/`, `/healthz`, `/readyz` and `/metrics`.
+//! the browser pages (GraphiQL at `/`, the dashboard at `/dashboard`; `pages`),
+//! `/healthz`, `/readyz` and `/metrics`.
 //!
 //! The transports read requests, authenticate the caller, apply the rate
 //! limits (`admission`, `rate_limit`) and write responses; GraphQL execution,
@@ -13,18 +14,21 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::Authenticator;
+use crate::auth::dev::DevTokens;
 use crate::graphql::limits::OperationLimits;
 use crate::graphql::{Pipeline, Services};
 use rate_limit::{RateLimiter, RateLimits};
 
 pub(crate) mod admission;
+mod assets;
 pub(crate) mod graphql;
+mod pages;
 pub(crate) mod rate_limit;
 pub(crate) mod ws;
 
@@ -35,8 +39,8 @@ pub(crate) struct HttpState {
     pub graphql: Arc<Pipeline>,
     pub services: Arc<Services>,
     pub auth: Arc<Authenticator>,
-    /// The GraphiQL page, rendered once.
-    pub graphiql: Arc<str>,
+    /// Mints the development token the pages pre-fill; none with a real issuer.
+    pub dev_tokens: Option<Arc<DevTokens>>,
     pub ws: Arc<ws::WsOptions>,
     /// Open WebSocket connections.
     pub ws_connections: Arc<AtomicUsize>,
@@ -79,49 +83,21 @@ impl Default for HttpOptions {
     }
 }
 
-/// The GraphiQL page; its settings object is filled in at start.
-const GRAPHIQL_HTML: &str = include_str!("graphiql.html");
-const SETTINGS_START: &str = "/*ACTIONGATE_SETTINGS*/";
-const SETTINGS_END: &str = "/*END*/";
-
-/// Renders GraphiQL, with the Authorization header filled in when a
-/// development token is at hand (in the headers editor, and in the WebSocket's
-/// `connection_init` for subscriptions).
-pub(crate) fn graphiql_page(dev_token: Option<&str>) -> String {
-    let settings = serde_json::json!({
-        "authorization": dev_token.map(|t| format!("Bearer {t}")),
-    });
-    // JSON inside a <script>: escape what could end the element.
-    let settings = settings.to_string().replace('<', "\\u003c");
-    let start = GRAPHIQL_HTML
-        .find(SETTINGS_START)
-        .expect("the page has its settings marker");
-    let end = GRAPHIQL_HTML
-        .find(SETTINGS_END)
-        .expect("the page has its settings end marker")
-        + SETTINGS_END.len();
-    format!(
-        "{}{settings}{}",
-        &GRAPHIQL_HTML[..start],
-        &GRAPHIQL_HTML[end..]
-    )
-}
-
 /// The router of the gateway.
 pub(crate) fn router(state: HttpState, options: &HttpOptions) -> Result<Router, String> {
-    let router = Router::new()
-        .route("/", get(graphiql))
+    let api = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/graphql/ws", get(ws::upgrade))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
-        .with_state(state);
-    Ok(match cors(&options.cors_origins)? {
-        Some(cors) => router.layer(cors),
-        None => router,
-    })
+        .with_state(state.clone());
+    let api = match cors(&options.cors_origins)? {
+        Some(cors) => api.layer(cors),
+        None => api,
+    };
+    Ok(api.merge(pages::router(state)))
 }
 
 /// The CORS layer for the allowed origins, if any are.
@@ -146,10 +122,6 @@ fn cors(origins: &[String]) -> Result<Option<CorsLayer>, String> {
             .allow_credentials(false)
             .max_age(Duration::from_secs(600)),
     ))
-}
-
-async fn graphiql(State(state): State<HttpState>) -> Html<String> {
-    Html(state.graphiql.to_string())
 }
 
 /// The process is up.
