@@ -1,5 +1,5 @@
-//! The first run on a fresh machine: a development key, a ready token, GraphiQL
-//! with it filled in, and `actiongate token`.
+//! The first run on a fresh machine: a development key, a ready token that
+//! the pages pre-fill, and `actiongate token`.
 
 use std::process::Command;
 
@@ -24,17 +24,11 @@ async fn without_an_issuer_a_development_key_and_a_ready_token_are_made(backend:
         );
     }
 
-    let page = app.get_text("/").await;
-    let settings = page
-        .split("const settings = ")
-        .nth(1)
-        .and_then(|rest| rest.split(";\n").next())
-        .expect("GraphiQL carries its settings");
-    let settings: Value = serde_json::from_str(settings).expect("the settings are JSON");
-    let bearer = settings["authorization"]
+    let settings: Value =
+        serde_json::from_str(&app.get_text("/ui/settings").await).expect("JSON settings");
+    let token = settings["devToken"]
         .as_str()
-        .expect("the Authorization header is filled in");
-    let token = bearer.strip_prefix("Bearer ").expect("a bearer token");
+        .expect("the pages are handed the development token");
 
     let body = app.gql(token, "mutation { invokeAction(input: {name: \"blockIp\", parameters: [{name: \"ip\", value: \"1.2.3.4\"}]}) { azureTenantId } }", json!({})).await;
     assert_no_errors(&body);

@@ -12,6 +12,7 @@ mod hardening;
 mod http;
 mod invoke;
 mod node_client;
+mod pages;
 mod properties;
 mod queries;
 mod receivers;
