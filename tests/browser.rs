@@ -4,8 +4,10 @@
 //!
 //! It needs Chromium (`/usr/bin/chromium`, or `CHROMIUM`), Node.js and the
 //! npm packages of `tests/browser` (`npm ci`; `.ci/run` installs all three).
-//! Without them the test is reported as ignored, not as passed. Screenshots
-//! go to `ACTIONGATE_SCREENSHOTS`, by default under Cargo's test temp dir.
+//! Without them the test is reported as ignored, not as passed; with
+//! `ACTIONGATE_REQUIRE_BROWSER` set (as CI does) it fails instead. Screenshots
+//! go to `<ACTIONGATE_SCREENSHOTS>/<backend>/`, by default under Cargo's test
+//! temp dir.
 
 #[path = "api/helpers.rs"]
 #[allow(dead_code)]
@@ -27,6 +29,11 @@ fn main() {
     let arguments = Arguments::from_args();
     let missing = missing_prerequisites();
     if let Some(why) = &missing {
+        // CI sets this: there a missing browser is a failure, not a skip.
+        if std::env::var_os("ACTIONGATE_REQUIRE_BROWSER").is_some() {
+            eprintln!("the browser test cannot run: {why}");
+            std::process::exit(1);
+        }
         eprintln!("the browser test is ignored: {why}");
     }
     let postgres = std::env::var("ACTIONGATE_TEST_POSTGRES_URL")
@@ -95,8 +102,9 @@ async fn drive(backend: Backend, label: &str) -> Result<(), Failed> {
     let real_key = TestApp::spawn(backend).await;
     let screenshots = match std::env::var_os("ACTIONGATE_SCREENSHOTS") {
         Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("browser-{label}")),
-    };
+        None => Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser"),
+    }
+    .join(label);
     let foreign = TokenSpec {
         tenant: "contoso".into(),
         app: "app-1".into(),

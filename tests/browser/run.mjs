@@ -189,6 +189,20 @@ try {
   if (!(await response()).includes('"actionCounts"')) throw new Error(`unexpected GraphiQL result: ${await response()}`);
   step('a query runs in GraphiQL');
   await page.screenshot({ path: join(screenshots, 'graphiql.png') });
+
+  // A reload brings the token of that load, not one kept from before.
+  const [settingsResponse] = await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith('/ui/settings')),
+    page.reload(),
+  ]);
+  const freshToken = (await settingsResponse.json()).devToken;
+  await page.locator('.graphiql-container').waitFor();
+  await until('the fresh token in the headers', async () =>
+    (
+      await page.locator('.graphiql-editor-tool .CodeMirror').evaluateAll((all) => all.map((e) => e.CodeMirror.getValue()))
+    ).some((text) => text.includes(`Bearer ${freshToken}`)),
+  );
+  step('a reload of GraphiQL pre-fills the token minted for that load');
   checkProblems('GraphiQL');
 
   // ----------------------------------------------------------- dashboard
