@@ -52,9 +52,10 @@ async fn serve(config: Config) -> Result<(), StartError> {
     // Printed, not logged: a token never goes to the logs.
     println!("actiongate is listening on http://{address}");
     println!("GraphiQL: http://{address}/");
+    println!("dashboard: http://{address}/dashboard");
     if let Some(token) = app.dev_token() {
         println!(
-            "development token (tenant {DEV_TENANT}, read and write; pre-filled in GraphiQL):"
+            "development token (tenant {DEV_TENANT}, read and write; the pages mint their own):"
         );
         println!("{token}");
     }

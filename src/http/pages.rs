@@ -11,11 +11,11 @@
 use std::sync::LazyLock;
 
 use axum::Router;
-use base64::Engine;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use base64::Engine;
 use serde_json::json;
 
 use super::HttpState;

@@ -24,8 +24,7 @@ async fn without_an_issuer_a_development_key_and_a_ready_token_are_made(backend:
         );
     }
 
-    let settings: Value =
-        serde_json::from_str(&app.get_text("/ui/settings").await).expect("JSON settings");
+    let settings: Value = app.get_json("/ui/settings").await;
     let token = settings["devToken"]
         .as_str()
         .expect("the pages are handed the development token");

@@ -298,6 +298,11 @@ impl TestApp {
             .expect("a text body")
     }
 
+    /// The body of `GET path`, as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        serde_json::from_str(&self.get_text(path).await).expect("a JSON body")
+    }
+
     /// POSTs a JSON body to `/graphql`.
     pub async fn post_graphql(&self, token: Option<&str>, body: Value) -> reqwest::Response {
         let mut request = self.client.post(self.url("/graphql")).json(&body);

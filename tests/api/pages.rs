@@ -130,15 +130,7 @@ async fn graphiql_gets_a_new_style_nonce_on_every_load(backend: Backend) {
 
 async fn every_embedded_file_is_served_with_its_type_an_etag_and_a_year_of_cache(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let dashboard = app
-        .client
-        .get(app.url("/dashboard"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let dashboard = app.get_text("/dashboard").await;
     let base = attribute_values(&dashboard, "href")
         .into_iter()
         .find_map(|href| href.strip_suffix("/icon.svg"))

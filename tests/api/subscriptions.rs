@@ -587,8 +587,7 @@ async fn a_cancel_through_one_replica_stops_an_attempt_running_on_another(backen
 
 async fn graphiql_has_the_subscription_endpoint(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let settings: Value =
-        serde_json::from_str(&app.get_text("/ui/settings").await).expect("JSON settings");
+    let settings: Value = app.get_json("/ui/settings").await;
     assert_eq!(settings["websocketPath"], "/graphql/ws");
 }
 
