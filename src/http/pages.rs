@@ -3,7 +3,8 @@
 //! `/assets`.
 //!
 //! The pages hold no inline script or style, so their Content-Security-Policy
-//! allows scripts and styles from the gateway alone. The development token is
+//! allows scripts and styles from the gateway alone (and, on GraphiQL, the one
+//! style element its menus add, by a nonce). The development token is
 //! not written into a page: each page load asks `/ui/settings`, which mints a
 //! fresh one when the development key is in use (and names none otherwise),
 //! so a page reloaded two days later still works.

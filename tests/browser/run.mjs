@@ -242,9 +242,11 @@ try {
   });
   await page.reload();
   await until('the live connection', async () => (await page.locator('#connection').innerText()).includes('Live'));
-  const completedBefore = await until('the counts', async () => {
-    const n = await countOf('COMPLETED');
-    return Number.isNaN(n) ? null : { n };
+  // The counts are the tenant's: let every earlier action settle first, so
+  // the change seen next is this test's own.
+  const completedBefore = await until('the earlier actions to settle', async () => {
+    const [waiting, running, n] = await Promise.all([countOf('NOT_STARTED'), countOf('RUNNING'), countOf('COMPLETED')]);
+    return waiting === 0 && running === 0 && !Number.isNaN(n) ? { n } : null;
   });
 
   // The server's validation error shows next to the field it names.
