@@ -20,7 +20,7 @@ use std::time::Duration;
 use actiongate::auth::READ_WRITE_ROLE;
 use actiongate::auth::dev::{TokenSpec, mint};
 use actiongate::config::TokenKeys;
-use helpers::{Backend, TestApp, writer};
+use helpers::{Backend, TestApp, reader, writer};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 const TEST_NAME: &str = "graphiql_and_the_dashboard_work_in_chromium";
@@ -122,6 +122,7 @@ async fn drive(backend: Backend, label: &str) -> Result<(), Failed> {
         .env("ACTIONGATE_URL", development.url(""))
         .env("ACTIONGATE_SIGNIN_URL", real_key.url(""))
         .env("ACTIONGATE_SIGNIN_TOKEN", writer("contoso"))
+        .env("ACTIONGATE_READER_TOKEN", reader("contoso"))
         .env("ACTIONGATE_FOREIGN_TOKEN", foreign)
         .env("ACTIONGATE_SCREENSHOTS", &screenshots)
         .env("CHROMIUM", chromium());

@@ -6,6 +6,7 @@
 //   ACTIONGATE_URL          a gateway with the development key (pre-filled token)
 //   ACTIONGATE_SIGNIN_URL   a gateway with a real key (nothing pre-filled)
 //   ACTIONGATE_SIGNIN_TOKEN a valid token for it
+//   ACTIONGATE_READER_TOKEN a valid token for it with the read role only
 //   ACTIONGATE_FOREIGN_TOKEN a token signed with another key
 //   ACTIONGATE_SCREENSHOTS  where to save the screenshots
 //   CHROMIUM                the browser (default /usr/bin/chromium)
@@ -21,6 +22,7 @@ import { chromium } from 'playwright-core';
 const base = need('ACTIONGATE_URL');
 const signInBase = need('ACTIONGATE_SIGNIN_URL');
 const signInToken = need('ACTIONGATE_SIGNIN_TOKEN');
+const readerToken = need('ACTIONGATE_READER_TOKEN');
 const foreignToken = need('ACTIONGATE_FOREIGN_TOKEN');
 const screenshots = need('ACTIONGATE_SCREENSHOTS');
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -356,6 +358,17 @@ try {
   expectedConsoleError = null;
   if (expectedSeen.length === 0) throw new Error('the refused token did not reach the gateway');
   step(`a token the gateway refuses brings the sign-in back: "${(await signIn.locator('#sign-in-reason').innerText()).trim()}"`);
+
+  // A read-only token sees the dashboard but may not invoke or cancel.
+  await tokenField.fill(readerToken);
+  await signIn.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await signIn.getByRole('region', { name: 'Counts by status' }).getByRole('listitem').first().waitFor();
+  if (!(await signIn.getByRole('button', { name: 'Invoke', exact: true }).isDisabled())) {
+    throw new Error('a read-only token may press Invoke');
+  }
+  await signIn.getByRole('button', { name: 'Sign out' }).click();
+  await tokenField.waitFor();
+  step('a read-only token signs in without Invoke, and Sign out brings the sign-in back');
 
   await tokenField.fill(signInToken);
   await signIn.getByRole('button', { name: 'Sign in', exact: true }).click();

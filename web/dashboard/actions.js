@@ -184,8 +184,12 @@ export function startActions({ ui, catalog, live, onSelect, canWrite, onFiltersC
     }
   }
 
-  /** Starts over with the current filters: the feed first, then the first page. */
-  function reload() {
+  /**
+   * Starts over with the current filters: the feed first, then, once the
+   * connection is up (so the subscription reached the gateway first), the
+   * first page. A change between the two is then heard, not lost.
+   */
+  async function reload() {
     generation += 1;
     rows = new Map();
     endCursor = null;
@@ -195,14 +199,15 @@ export function startActions({ ui, catalog, live, onSelect, canWrite, onFiltersC
     ui.summary.textContent = 'Loading…';
     ui.indicatorError.textContent = '';
     stopFeed();
-    // Subscribed before the page is read, so a change in between is heard.
     stopFeed = live.follow({
       query: FEED,
       variables: { filter: apiFilter(false) },
       onEvent: (event) => upsert(event.action, { fresh: true }),
       onGap: () => reload(),
     });
-    return loadPage();
+    const mine = generation;
+    await live.ready();
+    if (mine === generation) await loadPage();
   }
 
   // The cancel confirmation.

@@ -8,6 +8,9 @@
 
 import { session } from './session.js';
 
+/** How long a page read waits for the connection before going ahead without it. */
+const READY_PATIENCE_MS = 5000;
+
 /** Waits between reconnection attempts, then the last one repeats. */
 const BACKOFF_MS = [500, 1000, 2000, 5000, 10000, 20000];
 
@@ -30,10 +33,16 @@ export class Live {
   #client;
   #feeds = new Set();
   #onState;
+  #connected = false;
+  #waiting = [];
 
   /** `onState('live' | 'down' | 'connecting')` follows the connection. */
   constructor(settings, onState) {
     this.#onState = onState;
+    const connected = (state) => {
+      this.#connected = state;
+      if (state) for (const resolve of this.#waiting.splice(0)) resolve();
+    };
     this.#client = globalThis.graphqlWs.createClient({
       url: websocketUrl(settings.websocketPath),
       // Feeds reconnect themselves, so they can resume from their cursors.
@@ -41,8 +50,12 @@ export class Live {
       connectionParams: () => ({ Authorization: `Bearer ${session.token()}` }),
       on: {
         connecting: () => onState('connecting'),
-        connected: () => onState('live'),
+        connected: () => {
+          connected(true);
+          onState('live');
+        },
         closed: (event) => {
+          connected(false);
           onState('down');
           if (event && event.code === 4401) session.refused('The gateway refused the token; sign in again.');
         },
@@ -110,6 +123,20 @@ export class Live {
     };
     this.#feeds.add(stop);
     return stop;
+  }
+
+  /**
+   * Resolves once the connection is up: a feed started before it has then
+   * sent its subscription, so a page read afterwards cannot fall before it.
+   * Resolves anyway after `patienceMs`: without live updates the dashboard
+   * still shows what HTTP can.
+   */
+  ready(patienceMs = READY_PATIENCE_MS) {
+    if (this.#connected) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#waiting.push(resolve);
+      setTimeout(resolve, patienceMs);
+    });
   }
 
   /** Ends every feed and the connection. */
