@@ -26,7 +26,9 @@ use libtest_mimic::{Arguments, Failed, Trial};
 const TEST_NAME: &str = "graphiql_and_the_dashboard_work_in_chromium";
 
 fn main() {
-    let arguments = Arguments::from_args();
+    let mut arguments = Arguments::from_args();
+    // Two browsers and four gateways at once crowd a small CI machine.
+    arguments.test_threads.get_or_insert(1);
     let missing = missing_prerequisites();
     if let Some(why) = &missing {
         // CI sets this: there a missing browser is a failure, not a skip.
