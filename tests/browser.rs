@@ -17,9 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use actiongate::auth::READ_WRITE_ROLE;
-use actiongate::auth::dev::{TokenSpec, mint};
-use actiongate::config::TokenKeys;
+use actiongate::{READ_WRITE_ROLE, TokenKeys, TokenSpec, mint};
 use helpers::{Backend, TestApp, reader, writer};
 use libtest_mimic::{Arguments, Failed, Trial};
 
