@@ -129,7 +129,6 @@ async fn drive(backend: Backend, label: &str) -> Result<(), Failed> {
     let output = tokio::task::spawn_blocking(move || node.output()).await??;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    print!("{stdout}");
     if !output.status.success() {
         return Err(format!(
             "the browser test failed ({}); screenshots in {}\n{stdout}\n{stderr}",
