@@ -10,7 +10,10 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::action::{Action, Parameter};
+use super::catalog::{CATALOG, ParameterKind};
+use super::indicator::{Indicator, shorten};
 use super::status::ActionStatus;
+use super::text::check_text;
 use crate::error::AppError;
 
 /// Deepest nesting of `and` / `or` / `not`.
@@ -19,6 +22,8 @@ pub(crate) const MAX_FILTER_DEPTH: usize = 5;
 pub(crate) const MAX_FILTER_NODES: usize = 50;
 /// Longest list in one filter field.
 pub(crate) const MAX_FILTER_LIST: usize = 100;
+/// Longest string accepted in a filter.
+pub(crate) const MAX_FILTER_TEXT: usize = 2048;
 
 /// A validated action filter.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -33,13 +38,80 @@ pub struct ActionFilter {
     pub client_context: Option<String>,
     /// Canonical parameter name and exact value.
     pub parameter: Option<Parameter>,
-    /// Inclusive lower bound of `createdDateTime`.
-    pub created_after: Option<DateTime<Utc>>,
-    /// Exclusive upper bound of `createdDateTime`.
-    pub created_before: Option<DateTime<Utc>>,
+    /// Bounds on `createdDateTime` and `lastActionDateTime`; every one holds.
+    pub times: Vec<TimeBound>,
+    /// Text fields that start with a prefix (case-sensitive); every one holds.
+    /// An action without the field (no `clientContext`) does not match.
+    pub prefixes: Vec<Prefix>,
     pub and: Vec<ActionFilter>,
     pub or: Option<Vec<ActionFilter>>,
     pub not: Option<Box<ActionFilter>>,
+}
+
+/// A timestamp of an action that a filter can bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timestamp {
+    /// `createdDateTime`
+    Created,
+    /// `lastActionDateTime`
+    LastAction,
+}
+
+/// How a timestamp compares with the bound's instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparison {
+    Before,
+    AtOrBefore,
+    After,
+    AtOrAfter,
+}
+
+/// One bound on a timestamp: `createdDateTime` before 2026-12-01, say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeBound {
+    pub timestamp: Timestamp,
+    pub comparison: Comparison,
+    pub at: DateTime<Utc>,
+}
+
+impl TimeBound {
+    /// Whether `value` lies within the bound.
+    pub fn holds_for(&self, value: DateTime<Utc>) -> bool {
+        match self.comparison {
+            Comparison::Before => value < self.at,
+            Comparison::AtOrBefore => value <= self.at,
+            Comparison::After => value > self.at,
+            Comparison::AtOrAfter => value >= self.at,
+        }
+    }
+}
+
+/// A text field of an action that a filter can match by prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextField {
+    AppId,
+    User,
+    ClientContext,
+    Provider,
+}
+
+/// "`field` starts with `prefix`", compared character by character.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prefix {
+    pub field: TextField,
+    pub prefix: String,
+}
+
+impl Prefix {
+    /// The action's value of the field, if it has one.
+    fn value_of<'a>(&self, action: &'a Action) -> Option<&'a str> {
+        match self.field {
+            TextField::AppId => Some(&action.app_id),
+            TextField::User => Some(&action.user),
+            TextField::ClientContext => action.client_context.as_deref(),
+            TextField::Provider => Some(&action.vendor.provider),
+        }
+    }
 }
 
 impl ActionFilter {
@@ -68,6 +140,8 @@ impl ActionFilter {
             ("status", self.statuses.as_ref().map(Vec::len)),
             ("name", self.names.as_ref().map(Vec::len)),
             ("provider", self.providers.as_ref().map(Vec::len)),
+            ("times", Some(self.times.len())),
+            ("prefixes", Some(self.prefixes.len())),
             ("and", Some(self.and.len())),
             ("or", self.or.as_ref().map(Vec::len)),
         ];
@@ -115,8 +189,16 @@ impl ActionFilter {
                 .parameter
                 .as_ref()
                 .is_none_or(|p| parameters.contains(p))
-            && self.created_after.is_none_or(|t| action.created_at >= t)
-            && self.created_before.is_none_or(|t| action.created_at < t)
+            && self.times.iter().all(|bound| {
+                bound.holds_for(match bound.timestamp {
+                    Timestamp::Created => action.created_at,
+                    Timestamp::LastAction => action.last_action_at,
+                })
+            })
+            && self.prefixes.iter().all(|p| {
+                p.value_of(action)
+                    .is_some_and(|value| value.starts_with(p.prefix.as_str()))
+            })
             && self
                 .and
                 .iter()
@@ -130,6 +212,42 @@ impl ActionFilter {
                 .as_ref()
                 .is_none_or(|f| !f.matches(action, parameters, status))
     }
+}
+
+/// Checks a string to filter by: at most [`MAX_FILTER_TEXT`] characters, no
+/// control characters.
+pub(crate) fn filter_text(field: &str, value: String) -> Result<String, AppError> {
+    check_text(field, &value, MAX_FILTER_TEXT, false)?;
+    Ok(value)
+}
+
+/// A parameter to filter by, found at `field` of the input: the name made
+/// canonical, and an indicator value brought to the canonical form it is
+/// stored in (a value that is no valid indicator is kept as given, and
+/// matches nothing).
+pub(crate) fn filter_parameter(field: &str, name: &str, value: String) -> Result<Parameter, AppError> {
+    check_text(&format!("{field}.name"), name, 64, false)?;
+    check_text(&format!("{field}.value"), &value, MAX_FILTER_TEXT, false)?;
+    let definition = CATALOG
+        .iter()
+        .flat_map(|a| a.parameters.iter())
+        .find(|d| d.name.eq_ignore_ascii_case(name))
+        .ok_or_else(|| {
+            AppError::bad_input(
+                format!("{field}.name"),
+                format!("no action takes a parameter '{}'", shorten(name)),
+            )
+        })?;
+    let value = match definition.kind {
+        ParameterKind::Indicator(kind) => Indicator::parse(kind, value.trim())
+            .map(|i| i.to_string())
+            .unwrap_or(value),
+        ParameterKind::ExpirationDateTime => value,
+    };
+    Ok(Parameter {
+        name: definition.name.to_owned(),
+        value,
+    })
 }
 
 /// Whether `value` is in `list`, when there is a list.
@@ -227,18 +345,48 @@ mod tests {
     }
 
     #[test]
-    fn created_bounds_are_half_open() {
+    fn time_bounds_compare_strictly_or_inclusively() {
         let a = action();
-        let at = ActionFilter {
-            created_after: Some(a.created_at),
+        let bound = |timestamp, comparison| ActionFilter {
+            times: vec![TimeBound {
+                timestamp,
+                comparison,
+                at: a.created_at,
+            }],
             ..Default::default()
         };
-        let before = ActionFilter {
-            created_before: Some(a.created_at),
+        for timestamp in [Timestamp::Created, Timestamp::LastAction] {
+            assert!(bound(timestamp, Comparison::AtOrAfter).matches(&a, &[], a.status));
+            assert!(bound(timestamp, Comparison::AtOrBefore).matches(&a, &[], a.status));
+            assert!(!bound(timestamp, Comparison::Before).matches(&a, &[], a.status));
+            assert!(!bound(timestamp, Comparison::After).matches(&a, &[], a.status));
+        }
+    }
+
+    #[test]
+    fn prefixes_are_case_sensitive_and_a_missing_value_never_matches() {
+        let mut a = action();
+        let prefix = |field, prefix: &str| ActionFilter {
+            prefixes: vec![Prefix {
+                field,
+                prefix: prefix.into(),
+            }],
             ..Default::default()
         };
-        assert!(at.matches(&a, &[], a.status));
-        assert!(!before.matches(&a, &[], a.status));
+        assert!(prefix(TextField::User, "ali").matches(&a, &[], a.status));
+        assert!(!prefix(TextField::User, "Ali").matches(&a, &[], a.status));
+        assert!(prefix(TextField::Provider, "block").matches(&a, &[], a.status));
+        assert!(prefix(TextField::AppId, "").matches(&a, &[], a.status));
+        assert!(prefix(TextField::ClientContext, "c").matches(&a, &[], a.status));
+        a.client_context = None;
+        assert!(!prefix(TextField::ClientContext, "").matches(&a, &[], a.status));
+    }
+
+    #[test]
+    fn filter_parameters_are_canonical() {
+        let p = filter_parameter("f", "IP", " 10.0.0.1 ".into()).unwrap();
+        assert_eq!(p, ip("10.0.0.1"));
+        assert!(filter_parameter("f", "port", "80".into()).is_err());
     }
 
     #[test]

@@ -14,6 +14,9 @@ use crate::error::AppError;
 pub(crate) const MAX_PAGE_SIZE: u64 = 100;
 /// Rows in a page when the caller asks for neither `first` nor `last`.
 pub(crate) const DEFAULT_PAGE_SIZE: u64 = 20;
+/// Most rows an offset may skip. Skipped rows are read and thrown away, so
+/// offsets stay small; keyset cursors page any distance at the same cost.
+pub(crate) const MAX_SKIP: u64 = 500;
 
 /// The timestamp an action list is sorted by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +121,21 @@ pub(crate) struct PageRequest {
     pub size: u64,
     pub direction: PageDirection,
     pub cursor: Option<Cursor>,
+    /// Rows passed over (from the cursor, or the start) before the page; at
+    /// most [`MAX_SKIP`].
+    pub skip: u64,
+}
+
+/// Decodes the cursor at `field` and checks that it belongs to a list in `order`.
+fn cursor_for(order: ActionOrder, field: &str, text: &str) -> Result<Cursor, AppError> {
+    let cursor = Cursor::decode(field, text)?;
+    if cursor.field != order.field {
+        return Err(AppError::bad_input(
+            field,
+            format!("{field} is a cursor of a list in another order"),
+        ));
+    }
+    Ok(cursor)
 }
 
 impl PageRequest {
@@ -138,16 +156,7 @@ impl PageRequest {
                 )),
             }
         };
-        let cursor = |field: &str, text: &str| -> Result<Cursor, AppError> {
-            let cursor = Cursor::decode(field, text)?;
-            if cursor.field != order.field {
-                return Err(AppError::bad_input(
-                    field,
-                    format!("{field} is a cursor of a list in another order"),
-                ));
-            }
-            Ok(cursor)
-        };
+        let cursor = |field: &str, text: &str| cursor_for(order, field, text);
         if first.is_some() && last.is_some() {
             return Err(AppError::bad_input(
                 "last",
@@ -171,6 +180,7 @@ impl PageRequest {
                 size: size("last", n)?,
                 direction: PageDirection::Backward,
                 cursor: before.map(|b| cursor("before", b)).transpose()?,
+                skip: 0,
             });
         }
         if let Some(b) = before {
@@ -184,6 +194,7 @@ impl PageRequest {
                 size: DEFAULT_PAGE_SIZE,
                 direction: PageDirection::Backward,
                 cursor: Some(cursor("before", b)?),
+                skip: 0,
             });
         }
         Ok(PageRequest {
@@ -193,6 +204,27 @@ impl PageRequest {
                 .unwrap_or(DEFAULT_PAGE_SIZE),
             direction: PageDirection::Forward,
             cursor: after.map(|a| cursor("after", a)).transpose()?,
+            skip: 0,
+        })
+    }
+
+    /// A forward page in `order`: at most `size` rows (a larger size is
+    /// served as [`MAX_PAGE_SIZE`], the caller reading on with the next
+    /// cursor), after `skip` rows, from the cursor `after` when given.
+    /// `after` is the field name and text of the cursor, for errors.
+    pub(crate) fn forward(
+        order: ActionOrder,
+        size: u64,
+        skip: u64,
+        after: Option<(&str, &str)>,
+    ) -> Result<PageRequest, AppError> {
+        Ok(PageRequest {
+            size: size.min(MAX_PAGE_SIZE),
+            direction: PageDirection::Forward,
+            cursor: after
+                .map(|(field, text)| cursor_for(order, field, text))
+                .transpose()?,
+            skip: skip.min(MAX_SKIP),
         })
     }
 }
@@ -255,6 +287,23 @@ mod tests {
                 .size,
             DEFAULT_PAGE_SIZE
         );
+    }
+
+    #[test]
+    fn forward_pages_cap_their_size_and_offset() {
+        let order = ActionOrder::default();
+        let page = PageRequest::forward(order, 1000, 10_000, None).unwrap();
+        assert_eq!((page.size, page.skip), (MAX_PAGE_SIZE, MAX_SKIP));
+        let cursor = Cursor {
+            field: OrderField::CreatedAt,
+            key: 5,
+            id: Uuid::nil(),
+        };
+        let page =
+            PageRequest::forward(order, 7, 0, Some(("$skiptoken", &cursor.encode()))).unwrap();
+        assert_eq!(page.cursor, Some(cursor));
+        let err = PageRequest::forward(order, 7, 0, Some(("$skiptoken", "junk"))).unwrap_err();
+        assert_eq!(field_of(err), "$skiptoken");
     }
 
     #[test]

@@ -6,16 +6,15 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::types::OperationStatus;
-use crate::domain::action::{ActionRequest, Parameter, VendorRequest};
-use crate::domain::catalog::{CATALOG, ParameterKind, find_action};
-use crate::domain::filter::{ActionFilter, MAX_FILTER_LIST};
-use crate::domain::indicator::{Indicator, shorten};
+use crate::domain::action::{ActionRequest, VendorRequest};
+use crate::domain::catalog::find_action;
+use crate::domain::filter::{
+    ActionFilter, Comparison, MAX_FILTER_LIST, TimeBound, Timestamp, filter_parameter,
+    filter_text as text,
+};
+use crate::domain::indicator::shorten;
 use crate::domain::page::{ActionOrder, Direction, OrderField};
-use crate::domain::text::check_text;
 use crate::error::AppError;
-
-/// Longest string accepted in a filter.
-const MAX_FILTER_TEXT: usize = 2048;
 
 /// A name and a value.
 #[derive(InputObject, Clone, Debug)]
@@ -163,8 +162,22 @@ impl ActionFilterInput {
             .transpose()?;
         let parameter = self
             .parameter
-            .map(|p| filter_parameter(&format!("{field}.parameter"), p))
+            .map(|p| filter_parameter(&format!("{field}.parameter"), &p.name, p.value))
             .transpose()?;
+        let created = |comparison, at| TimeBound {
+            timestamp: Timestamp::Created,
+            comparison,
+            at,
+        };
+        let times = [
+            self.created_after
+                .map(|at| created(Comparison::AtOrAfter, at)),
+            self.created_before
+                .map(|at| created(Comparison::Before, at)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         let and = self
             .and
             .unwrap_or_default()
@@ -203,45 +216,13 @@ impl ActionFilterInput {
                 .map(|v| text(&format!("{field}.clientContext"), v))
                 .transpose()?,
             parameter,
-            created_after: self.created_after,
-            created_before: self.created_before,
+            times,
+            prefixes: Vec::new(),
             and,
             or,
             not,
         })
     }
-}
-
-fn text(field: &str, value: String) -> Result<String, AppError> {
-    check_text(field, &value, MAX_FILTER_TEXT, false)?;
-    Ok(value)
-}
-
-/// A parameter to filter by, with the name made canonical and an indicator
-/// value brought to the canonical form it is stored in.
-fn filter_parameter(field: &str, p: KeyValuePairInput) -> Result<Parameter, AppError> {
-    check_text(&format!("{field}.name"), &p.name, 64, false)?;
-    check_text(&format!("{field}.value"), &p.value, MAX_FILTER_TEXT, false)?;
-    let definition = CATALOG
-        .iter()
-        .flat_map(|a| a.parameters.iter())
-        .find(|d| d.name.eq_ignore_ascii_case(&p.name))
-        .ok_or_else(|| {
-            AppError::bad_input(
-                format!("{field}.name"),
-                format!("no action takes a parameter '{}'", shorten(&p.name)),
-            )
-        })?;
-    let value = match definition.kind {
-        ParameterKind::Indicator(kind) => Indicator::parse(kind, p.value.trim())
-            .map(|i| i.to_string())
-            .unwrap_or(p.value),
-        ParameterKind::ExpirationDateTime => p.value,
-    };
-    Ok(Parameter {
-        name: definition.name.to_owned(),
-        value,
-    })
 }
 
 /// Parses an action id; anything but a UUID is `BAD_USER_INPUT` on `field`.

@@ -90,9 +90,12 @@ impl Store {
             Direction::Asc => Order::Asc,
             Direction::Desc => Order::Desc,
         };
-        let mut query = action::Entity::find().filter(tenant_condition(tenant, filter));
+        let mut query = action::Entity::find().filter(tenant_condition(self.backend(), tenant, filter));
         if let Some(cursor) = &page.cursor {
             query = query.filter(beyond(key, cursor, read_direction, false));
+        }
+        if page.skip > 0 {
+            query = query.offset(page.skip);
         }
         let rows = query
             .order_by(key, sql_order.clone())
@@ -132,7 +135,7 @@ impl Store {
         let found = action::Entity::find()
             .select_only()
             .column(action::Column::Id)
-            .filter(tenant_condition(tenant, filter))
+            .filter(tenant_condition(self.backend(), tenant, filter))
             .filter(beyond(sort_column(order.field), cursor, toward, true))
             .limit(1)
             .into_tuple::<Uuid>()
@@ -149,7 +152,7 @@ impl Store {
         filter: &ActionFilter,
     ) -> Result<u64, AppError> {
         Ok(action::Entity::find()
-            .filter(tenant_condition(tenant, filter))
+            .filter(tenant_condition(self.backend(), tenant, filter))
             .count(self.connection())
             .await?)
     }
@@ -171,7 +174,7 @@ impl Store {
             .select_only()
             .column(action::Column::Status)
             .column_as(Expr::col(action::Column::Id).count(), "count")
-            .filter(tenant_condition(tenant, filter))
+            .filter(tenant_condition(self.backend(), tenant, filter))
             .group_by(action::Column::Status)
             .into_model::<Row>()
             .all(self.connection())
