@@ -20,6 +20,8 @@
 //! - `graphql`: the schema, its input and output types, batch loaders,
 //!   document limits, and the one request pipeline (`execute`) both transports
 //!   run operations through.
+//! - `service`: the shared services, and invoke and cancel with their role
+//!   checks, used alike by every face.
 //! - `http`: the axum router and the transports: GraphQL over HTTP and over
 //!   WebSocket, rate limits, GraphiQL, health and metrics.
 //! - `auth`: bearer token → the caller (`Principal`); key sources; the
@@ -53,6 +55,7 @@ mod executor;
 mod graphql;
 mod http;
 mod providers;
+mod service;
 mod store;
 
 // What `main`, the integration tests and the bench use.
@@ -77,10 +80,10 @@ pub use store::entities;
 use auth::dev::DevTokens;
 use auth::{Authenticator, KeySource, TokenRules};
 use executor::{Executor, ExecutorHandle};
-use graphql::Services;
 use http::HttpState;
 use http::rate_limit::RateLimiter;
 use providers::Providers;
+use service::Services;
 
 /// Why the gateway could not start.
 pub type StartError = Box<dyn std::error::Error + Send + Sync>;

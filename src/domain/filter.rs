@@ -225,7 +225,11 @@ pub(crate) fn filter_text(field: &str, value: String) -> Result<String, AppError
 /// canonical, and an indicator value brought to the canonical form it is
 /// stored in (a value that is no valid indicator is kept as given, and
 /// matches nothing).
-pub(crate) fn filter_parameter(field: &str, name: &str, value: String) -> Result<Parameter, AppError> {
+pub(crate) fn filter_parameter(
+    field: &str,
+    name: &str,
+    value: String,
+) -> Result<Parameter, AppError> {
     check_text(&format!("{field}.name"), name, 64, false)?;
     check_text(&format!("{field}.value"), &value, MAX_FILTER_TEXT, false)?;
     let definition = CATALOG

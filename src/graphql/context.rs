@@ -6,21 +6,7 @@ use std::sync::Arc;
 use async_graphql::Context;
 
 use crate::auth::Principal;
-use crate::domain::providers::ProviderDirectory;
-use crate::events::EventHub;
-use crate::executor::ExecutorHandle;
-use crate::store::Store;
-
-/// The gateway's shared services, attached to the schema once.
-pub(crate) struct Services {
-    pub store: Store,
-    pub providers: ProviderDirectory,
-    pub executor: ExecutorHandle,
-    pub events: EventHub,
-    /// How far (in events) a subscriber may fall behind before its
-    /// subscription is ended.
-    pub subscriber_max_lag: u64,
-}
+use crate::service::Services;
 
 /// The shared services.
 pub(crate) fn services<'a>(ctx: &Context<'a>) -> &'a Services {

@@ -16,13 +16,14 @@ use async_graphql::{Request, Response, ServerError, Value};
 use futures_util::{Stream, StreamExt};
 use uuid::Uuid;
 
+use super::ActionSchema;
 use super::limits::{
     LimitExceeded, OperationLimits, asks_for_introspection, check_document, check_size,
 };
 use super::loaders::RequestLoaders;
-use super::{ActionSchema, Services};
 use crate::auth::Principal;
 use crate::error::codes;
+use crate::service::Services;
 
 /// A GraphQL request as JSON: the body of a POST (per the GraphQL-over-HTTP
 /// spec) and the payload of a WebSocket `subscribe`.

@@ -19,8 +19,9 @@ pub(crate) mod query;
 pub(crate) mod subscription;
 pub(crate) mod types;
 
-pub(crate) use context::Services;
 pub(crate) use execute::Pipeline;
+
+use crate::service::Services;
 
 /// The schema type of the gateway.
 pub(crate) type ActionSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;

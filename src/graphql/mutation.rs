@@ -5,10 +5,7 @@ use async_graphql::{Context, ID, Object};
 use super::context::{principal, services};
 use super::inputs::{InvokeActionInput, parse_id};
 use super::types::SecurityAction;
-use crate::domain::action::NewAction;
-use crate::domain::time;
 use crate::error::AppError;
-use crate::store::CancelOutcome;
 
 pub(crate) struct Mutation;
 
@@ -22,17 +19,7 @@ impl Mutation {
         ctx: &Context<'_>,
         input: InvokeActionInput,
     ) -> Result<SecurityAction, AppError> {
-        let caller = principal(ctx);
-        caller.require_write()?;
-        let services = services(ctx);
-        let new = NewAction::validate(
-            input.into(),
-            &caller.tenant_id,
-            &services.providers,
-            time::now(),
-        )?;
-        let invoked = services.store.invoke(&caller.actor(), &new).await?;
-        services.executor.wake();
+        let invoked = services(ctx).invoke(principal(ctx), input.into()).await?;
         Ok(SecurityAction::new(invoked.into_action()))
     }
 
@@ -44,11 +31,7 @@ impl Mutation {
         let caller = principal(ctx);
         caller.require_write()?;
         let id = parse_id("id", &id)?;
-        let services = services(ctx);
-        let outcome = services.store.request_cancel(&caller.actor(), id).await?;
-        if let CancelOutcome::Requested(_) = outcome {
-            services.executor.cancel_requested(id);
-        }
+        let outcome = services(ctx).cancel(caller, id).await?;
         Ok(SecurityAction::new(outcome.action().clone()))
     }
 }

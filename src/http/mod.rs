@@ -21,8 +21,9 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::Authenticator;
 use crate::auth::dev::DevTokens;
+use crate::graphql::Pipeline;
 use crate::graphql::limits::OperationLimits;
-use crate::graphql::{Pipeline, Services};
+use crate::service::Services;
 use rate_limit::{RateLimiter, RateLimits};
 
 pub(crate) mod admission;

@@ -38,6 +38,7 @@ mod work;
 
 pub(crate) use cancel::CancelOutcome;
 pub(crate) use events::StoredEvent;
+pub(crate) use invoke::Invoked;
 pub(crate) use read::{ActionPage, Side};
 pub(crate) use work::{AfterWork, Claim, Work};
 

@@ -90,7 +90,8 @@ impl Store {
             Direction::Asc => Order::Asc,
             Direction::Desc => Order::Desc,
         };
-        let mut query = action::Entity::find().filter(tenant_condition(self.backend(), tenant, filter));
+        let mut query =
+            action::Entity::find().filter(tenant_condition(self.backend(), tenant, filter));
         if let Some(cursor) = &page.cursor {
             query = query.filter(beyond(key, cursor, read_direction, false));
         }
