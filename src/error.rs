@@ -163,13 +163,21 @@ impl From<sea_orm::TransactionError<AppError>> for AppError {
     }
 }
 
-impl ErrorExtensions for AppError {
-    fn extend(&self) -> async_graphql::Error {
+impl AppError {
+    /// Logs the detail that the client is not told: an internal error's
+    /// source, a timeout's cause. Every face calls it before answering.
+    pub fn log(&self) {
         match self {
             AppError::Internal(_) => tracing::error!(error = %self.for_log(), "internal error"),
             AppError::Timeout(_) => tracing::warn!(error = %self.for_log(), "database timeout"),
             _ => {}
         }
+    }
+}
+
+impl ErrorExtensions for AppError {
+    fn extend(&self) -> async_graphql::Error {
+        self.log();
         async_graphql::Error::new(self.to_string()).extend_with(|_, ext| {
             ext.set("code", self.code());
             if let AppError::BadUserInput { field, .. } = self {

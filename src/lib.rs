@@ -6,9 +6,10 @@
 //!
 //! # Layout
 //!
-//! Requests flow one way, `http` → `graphql` → `domain` ← `store`; the
-//! executor and the providers sit beside `graphql` and talk to the store and
-//! the events only.
+//! Requests flow one way, `http` → `graphql` → `domain` ← `store`; the Graph
+//! REST face (`http::rest`) calls the same `service` and domain without
+//! GraphQL. The executor and the providers sit beside `graphql` and talk to
+//! the store and the events only.
 //!
 //! - `config`: the command line (`config::cli`, clap) and the typed [`Config`].
 //! - `domain`: validated types: actions, the catalog, indicators, filters,
@@ -23,7 +24,8 @@
 //! - `service`: the shared services, and invoke and cancel with their role
 //!   checks, used alike by every face.
 //! - `http`: the axum router and the transports: GraphQL over HTTP and over
-//!   WebSocket, rate limits, GraphiQL, health and metrics.
+//!   WebSocket, the Microsoft Graph REST face under `/beta` (`rest`), rate
+//!   limits, GraphiQL, health and metrics.
 //! - `auth`: bearer token → the caller (`Principal`); key sources; the
 //!   development key.
 //! - `executor`: claims due actions and carries them out on their providers,
@@ -169,6 +171,11 @@ impl App {
             ws_pending: Arc::new(AtomicUsize::new(0)),
             stop: stop.clone(),
             rate: Arc::new(RateLimiter::new(config.http.rate_limits)),
+            rest: Arc::new(http::rest::RestOptions {
+                request_timeout: config.http.request_timeout,
+                max_query_bytes: config.http.limits.max_query_bytes,
+                public_url: config.http.public_url.clone(),
+            }),
         };
         let router = http::router(state, &config.http)?;
 

@@ -297,6 +297,11 @@ pub struct Settings {
         global = true
     )]
     pub cors_origins: Vec<String>,
+    /// The absolute URL clients reach the gateway at, e.g.
+    /// https://actions.example.com, for the links of the Graph REST face
+    /// (@odata.nextLink, Location); unset: http:// and the request's Host.
+    #[arg(long, env = "ACTIONGATE_PUBLIC_URL", value_parser = parse_public_url, global = true)]
+    pub public_url: Option<String>,
     /// Schema introspection (and "did you mean" suggestions): on by default
     /// with the development key, off when a real key or issuer is configured.
     #[arg(long, env = "ACTIONGATE_INTROSPECTION", global = true)]
@@ -323,6 +328,18 @@ impl Cli {
     pub fn parse_args() -> Cli {
         Cli::parse()
     }
+}
+
+/// An absolute http(s) URL without query or fragment, without its trailing `/`.
+fn parse_public_url(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err("the public URL is http:// or https:// and a host".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("the public URL has no query or fragment".into());
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 #[cfg(test)]

@@ -167,6 +167,7 @@ impl Config {
                 .map(|o| o.trim().to_owned())
                 .filter(|o| !o.is_empty())
                 .collect(),
+            public_url: settings.public_url.clone(),
         };
         config.introspection = settings.introspection;
         Ok(config)

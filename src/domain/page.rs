@@ -8,6 +8,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use uuid::Uuid;
 
+use super::action::Action;
+use super::time::to_micros;
 use crate::error::AppError;
 
 /// Most rows one page may hold.
@@ -68,6 +70,19 @@ pub(crate) struct Cursor {
 }
 
 impl Cursor {
+    /// The position of `action` in a list sorted by `field`.
+    pub(crate) fn of(action: &Action, field: OrderField) -> Cursor {
+        let key = match field {
+            OrderField::CreatedAt => action.created_at,
+            OrderField::LastActionAt => action.last_action_at,
+        };
+        Cursor {
+            field,
+            key: to_micros(key),
+            id: action.id,
+        }
+    }
+
     /// The opaque text clients pass back as `after` or `before`.
     pub(crate) fn encode(&self) -> String {
         URL_SAFE_NO_PAD.encode(format!("a1:{}:{}:{}", self.field.tag(), self.key, self.id))

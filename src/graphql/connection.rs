@@ -8,8 +8,7 @@ use super::loaders::RequestLoaders;
 use super::types::SecurityAction;
 use crate::domain::action::Action;
 use crate::domain::filter::ActionFilter;
-use crate::domain::page::{ActionOrder, Cursor, OrderField, PageDirection, PageRequest};
-use crate::domain::time::to_micros;
+use crate::domain::page::{ActionOrder, Cursor, PageDirection, PageRequest};
 use crate::store::{ActionPage, Side};
 
 /// A page of actions.
@@ -50,15 +49,7 @@ impl SecurityActionConnection {
     }
 
     fn cursor_of(&self, action: &Action) -> Cursor {
-        let key = match self.order.field {
-            OrderField::CreatedAt => action.created_at,
-            OrderField::LastActionAt => action.last_action_at,
-        };
-        Cursor {
-            field: self.order.field,
-            key: to_micros(key),
-            id: action.id,
-        }
+        Cursor::of(action, self.order.field)
     }
 }
 

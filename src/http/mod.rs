@@ -1,7 +1,8 @@
 //! The HTTP surface: the router, its CORS and body limits, and the handlers of
 //! `/graphql` (POST, and GET for queries; `graphql`), `/graphql/ws` (`ws`),
 //! the browser pages (GraphiQL at `/`, the dashboard at `/dashboard`; `pages`),
-//! `/healthz`, `/readyz` and `/metrics`.
+//! `/healthz`, `/readyz`, `/metrics`, and the Microsoft Graph REST face under
+//! `/beta` (`rest`).
 //!
 //! The transports read requests, authenticate the caller, apply the rate
 //! limits (`admission`, `rate_limit`) and write responses; GraphQL execution,
@@ -31,6 +32,7 @@ mod assets;
 pub(crate) mod graphql;
 mod pages;
 pub(crate) mod rate_limit;
+pub(crate) mod rest;
 pub(crate) mod ws;
 
 /// What the handlers share.
@@ -50,6 +52,8 @@ pub(crate) struct HttpState {
     /// Canceled when the gateway stops: WebSocket connections close then.
     pub stop: CancellationToken,
     pub rate: Arc<RateLimiter>,
+    /// What the Graph REST face needs besides.
+    pub rest: Arc<rest::RestOptions>,
 }
 
 /// Settings of the HTTP surface.
@@ -65,6 +69,9 @@ pub struct HttpOptions {
     /// Origins allowed by CORS; none by default. `*` allows any origin, never
     /// with credentials (tokens travel in headers, not cookies).
     pub cors_origins: Vec<String>,
+    /// The absolute URL clients reach the gateway at (scheme, host, port,
+    /// any path prefix), for the links of the Graph face.
+    pub public_url: Option<String>,
 }
 
 impl HttpOptions {
@@ -75,6 +82,7 @@ impl HttpOptions {
         rate_limits: RateLimits::DEFAULT,
         request_timeout: Duration::from_secs(30),
         cors_origins: Vec::new(),
+        public_url: None,
     };
 }
 
@@ -92,6 +100,7 @@ pub(crate) fn router(state: HttpState, options: &HttpOptions) -> Result<Router, 
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(rest::routes())
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
         .with_state(state.clone());
     let api = match cors(&options.cors_origins)? {
@@ -119,7 +128,18 @@ fn cors(origins: &[String]) -> Result<Option<CorsLayer>, String> {
         CorsLayer::new()
             .allow_origin(allow)
             .allow_methods([Method::GET, Method::POST])
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::ACCEPT,
+                rest::errors::CLIENT_REQUEST_ID,
+            ])
+            .expose_headers([
+                header::LOCATION,
+                header::RETRY_AFTER,
+                rest::errors::REQUEST_ID,
+                rest::errors::CLIENT_REQUEST_ID,
+            ])
             .allow_credentials(false)
             .max_age(Duration::from_secs(600)),
     ))
