@@ -279,7 +279,7 @@ async fn rate_limits_are_reached_and_recovered(backend: Backend) {
 
 /// Holds the write lock of the database (SQLite) or of the actions table
 /// (PostgreSQL) from another connection until dropped.
-async fn hold_lock(app: &TestApp) -> sea_orm::DatabaseTransaction {
+pub(crate) async fn hold_lock(app: &TestApp) -> sea_orm::DatabaseTransaction {
     use sea_orm::TransactionTrait;
     let db = Database::connect(app.database.url.as_str()).await.unwrap();
     let txn = db.begin().await.unwrap();

@@ -16,6 +16,7 @@ mod pages;
 mod properties;
 mod queries;
 mod receivers;
+mod rest;
 mod restart;
 mod subscriptions;
 mod tenancy;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -161,7 +161,7 @@ impl RestError {
                 message: self.message,
                 inner_error: InnerError {
                     code: self.code.to_owned(),
-                    date: Utc::now(),
+                    date: Utc::now().trunc_subsecs(0),
                     request_id: exchange.request_id.to_string(),
                     client_request_id: exchange
                         .client_request_id
