@@ -90,7 +90,7 @@ async fn an_action_invoked_over_graphql_is_seen_and_canceled_over_rest(backend: 
         json!([{"name": "ip", "value": "203.0.113.9"}])
     );
     assert_eq!(action["appId"], "app-1");
-    assert_eq!(listed.ids(), [id.clone()]);
+    assert_eq!(listed.ids(), vec![id.clone()]);
     assert_eq!(canceled.status, 200);
     assert_eq!(after["status"], "CANCELED", "GraphQL sees the REST cancel");
     assert!(after["cancelRequestedDateTime"].is_string());
@@ -158,7 +158,7 @@ async fn another_tenant_is_invisible_to_every_endpoint(backend: Backend) {
         read_missing.graph_error().1.replace(missing, "<id>"),
         "the same answer as for an id that does not exist"
     );
-    assert_eq!(list.ids(), [mine.clone()]);
+    assert_eq!(list.ids(), vec![mine.clone()]);
     assert_eq!(list.json()["@odata.count"], 1);
     assert_eq!(count.text, "1");
     assert!(by_id.ids().is_empty());
