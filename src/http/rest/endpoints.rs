@@ -228,8 +228,9 @@ pub(super) async fn create(
     .await
 }
 
-/// `POST /beta/security/securityActions/{id}/cancelSecurityAction`: 200
-/// with an empty body, as Graph answers; the cancel then proceeds as
+/// `POST /beta/security/securityActions/{id}/cancelSecurityAction` (or
+/// `…/microsoft.graph.cancelSecurityAction`, as some SDKs call it): 200 with
+/// an empty body, as Graph answers; the cancel then proceeds as
 /// `cancelAction` does. A failed action is 409.
 #[utoipa::path(
     post,
@@ -240,35 +241,6 @@ pub(super) async fn create(
     responses((status = 200, description = "The cancel is under way (or done); no body")),
 )]
 pub(super) async fn cancel(
-    state: State<HttpState>,
-    headers: HeaderMap,
-    id: Path<String>,
-    query: RawQuery,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    cancel_action(state, headers, id, query, body).await
-}
-
-/// The same, by the bound action's qualified name, as some SDKs call it.
-#[utoipa::path(
-    post,
-    path = "/beta/security/securityActions/{id}/microsoft.graph.cancelSecurityAction",
-    operation_id = "securityActions.microsoft.graph.cancelSecurityAction",
-    tag = "securityActions",
-    params(("id" = Uuid, Path, description = "The action's id")),
-    responses((status = 200, description = "The cancel is under way (or done); no body")),
-)]
-pub(super) async fn cancel_qualified(
-    state: State<HttpState>,
-    headers: HeaderMap,
-    id: Path<String>,
-    query: RawQuery,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    cancel_action(state, headers, id, query, body).await
-}
-
-async fn cancel_action(
     State(state): State<HttpState>,
     headers: HeaderMap,
     Path(id): Path<String>,

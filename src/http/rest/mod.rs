@@ -50,6 +50,10 @@ pub(crate) struct RestOptions {
 
 /// The collection's path.
 pub(crate) const COLLECTION: &str = "/beta/security/securityActions";
+/// The bound action that cancels, after an action's path.
+const CANCEL: &str = "cancelSecurityAction";
+/// The same by its qualified name, as some SDKs call it.
+const QUALIFIED_CANCEL: &str = "microsoft.graph.cancelSecurityAction";
 
 /// The routes of the face.
 pub(crate) fn routes() -> Router<HttpState> {
@@ -73,12 +77,12 @@ pub(crate) fn routes() -> Router<HttpState> {
             only("GET", get(endpoints::get)),
         )
         .route(
-            &format!("{COLLECTION}/{{id}}/cancelSecurityAction"),
+            &format!("{COLLECTION}/{{id}}/{CANCEL}"),
             only("POST", post(endpoints::cancel)),
         )
         .route(
-            &format!("{COLLECTION}/{{id}}/microsoft.graph.cancelSecurityAction"),
-            only("POST", post(endpoints::cancel_qualified)),
+            &format!("{COLLECTION}/{{id}}/{QUALIFIED_CANCEL}"),
+            only("POST", post(endpoints::cancel)),
         )
         .route("/beta/openapi.json", only("GET", get(openapi::document)))
         .route("/beta/{*rest}", axum::routing::any(not_found))

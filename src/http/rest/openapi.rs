@@ -11,12 +11,12 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::endpoints;
 use super::errors::{InnerError, MainError, ODataError};
 use super::representation::{
     KeyValuePair, OperationStatus, ResultInfo, SecurityAction, SecurityActionCollection,
     SecurityActionCreate, SecurityActionState, SecurityVendorInformation, VendorInformationInput,
 };
+use super::{CANCEL, COLLECTION, QUALIFIED_CANCEL, endpoints};
 
 /// The document.
 #[derive(OpenApi)]
@@ -31,7 +31,6 @@ use super::representation::{
         endpoints::count,
         endpoints::get,
         endpoints::cancel,
-        endpoints::cancel_qualified,
     ),
     components(schemas(
         SecurityAction,
@@ -63,6 +62,17 @@ impl Modify for ErrorAnswers {
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+        // The qualified name of the cancel is the same operation.
+        let cancel = format!("{COLLECTION}/{{id}}/{CANCEL}");
+        if let Some(mut item) = openapi.paths.paths.get(&cancel).cloned() {
+            if let Some(op) = item.post.as_mut() {
+                op.operation_id = Some(format!("securityActions.{QUALIFIED_CANCEL}"));
+            }
+            openapi
+                .paths
+                .paths
+                .insert(format!("{COLLECTION}/{{id}}/{QUALIFIED_CANCEL}"), item);
+        }
         for (path, item) in openapi.paths.paths.iter_mut() {
             let is_item = path.contains("{id}");
             if let Some(op) = item.get.as_mut() {
