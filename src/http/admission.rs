@@ -9,7 +9,7 @@ use async_graphql::parser::types::OperationType;
 use axum::http::StatusCode;
 
 use super::HttpState;
-use super::rate_limit::Kind;
+use super::rate_limit::{Kind, limited_message};
 use crate::auth::Principal;
 use crate::error::codes;
 use crate::graphql::execute::{Arrival, Refusal};
@@ -48,10 +48,7 @@ pub(crate) fn refusal_status(refusal: &Refusal) -> StatusCode {
 fn rate_limited(wait: Duration, what: &str) -> Refusal {
     Refusal {
         code: codes::RATE_LIMITED,
-        message: format!(
-            "too many {what} for this tenant and app; try again in {} s",
-            wait.as_secs_f64().ceil()
-        ),
+        message: limited_message(wait, what),
         retry_after: Some(wait),
     }
 }

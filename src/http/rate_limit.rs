@@ -129,6 +129,14 @@ impl RateLimiter {
     }
 }
 
+/// What a caller told to wait `wait` reads: "too many `what` …".
+pub(crate) fn limited_message(wait: Duration, what: &str) -> String {
+    format!(
+        "too many {what} for this tenant and app; try again in {} s",
+        wait.as_secs_f64().ceil().max(1.0)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

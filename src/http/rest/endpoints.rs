@@ -278,7 +278,7 @@ fn json_body(
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             RestError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
+                codes::PAYLOAD_TOO_LARGE,
                 "the request body is too large",
             )
         } else {
@@ -296,7 +296,7 @@ fn json_body(
     if !is_json {
         return Err(RestError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "UNSUPPORTED_MEDIA_TYPE",
+            codes::UNSUPPORTED_MEDIA_TYPE,
             "send the body as Content-Type: application/json",
         ));
     }

@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::{AppError, codes};
+use crate::http::rate_limit::limited_message;
 
 /// The header a client names its request with; echoed in the answer.
 pub(crate) const CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("client-request-id");
@@ -133,7 +134,7 @@ impl RestError {
             allow: Some(allow),
             ..RestError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "METHOD_NOT_ALLOWED",
+                codes::METHOD_NOT_ALLOWED,
                 format!("this resource takes {allow}"),
             )
         }
@@ -144,11 +145,8 @@ impl RestError {
             retry_after: Some(wait),
             ..RestError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "RATE_LIMITED",
-                format!(
-                    "too many {what} for this tenant and app; try again in {} s",
-                    wait.as_secs_f64().ceil().max(1.0)
-                ),
+                codes::RATE_LIMITED,
+                limited_message(wait, what),
             )
         }
     }

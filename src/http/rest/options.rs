@@ -93,7 +93,7 @@ impl QueryOptions {
         if query.len() > max_bytes {
             return Err(RestError::new(
                 axum::http::StatusCode::BAD_REQUEST,
-                "QUERY_TOO_LARGE",
+                crate::error::codes::QUERY_TOO_LARGE,
                 format!("the query string is at most {max_bytes} bytes"),
             ));
         }
