@@ -30,7 +30,7 @@ mod endpoints;
 pub(crate) mod errors;
 mod filter;
 mod odata;
-pub(crate) mod openapi;
+mod openapi;
 mod options;
 mod representation;
 
@@ -85,6 +85,7 @@ pub(crate) fn routes() -> Router<HttpState> {
             only("POST", post(endpoints::cancel)),
         )
         .route("/beta/openapi.json", only("GET", get(openapi::document)))
+        .route("/beta", axum::routing::any(not_found))
         .route("/beta/{*rest}", axum::routing::any(not_found))
 }
 
