@@ -119,6 +119,16 @@ impl AppError {
             other => other.to_string(),
         }
     }
+
+    /// Logs the detail that the client is not told: an internal error's
+    /// source, a timeout's cause. Every face calls it before answering.
+    pub fn log(&self) {
+        match self {
+            AppError::Internal(_) => tracing::error!(error = %self.for_log(), "internal error"),
+            AppError::Timeout(_) => tracing::warn!(error = %self.for_log(), "database timeout"),
+            _ => {}
+        }
+    }
 }
 
 impl From<sea_orm::DbErr> for AppError {
@@ -159,18 +169,6 @@ impl From<sea_orm::TransactionError<AppError>> for AppError {
         match err {
             sea_orm::TransactionError::Connection(db) => db.into(),
             sea_orm::TransactionError::Transaction(app) => app,
-        }
-    }
-}
-
-impl AppError {
-    /// Logs the detail that the client is not told: an internal error's
-    /// source, a timeout's cause. Every face calls it before answering.
-    pub fn log(&self) {
-        match self {
-            AppError::Internal(_) => tracing::error!(error = %self.for_log(), "internal error"),
-            AppError::Timeout(_) => tracing::warn!(error = %self.for_log(), "database timeout"),
-            _ => {}
         }
     }
 }
