@@ -9,8 +9,8 @@ use super::types::OperationStatus;
 use crate::domain::action::{ActionRequest, VendorRequest};
 use crate::domain::catalog::find_action;
 use crate::domain::filter::{
-    ActionFilter, Comparison, MAX_FILTER_LIST, TimeBound, Timestamp, filter_parameter,
-    filter_text as text,
+    ActionFilter, Comparison, MAX_FILTER_LIST, Prefix, TextField, TimeBound, Timestamp,
+    filter_parameter, filter_text as text,
 };
 use crate::domain::indicator::shorten;
 use crate::domain::page::{ActionOrder, Direction, OrderField};
@@ -92,6 +92,18 @@ pub(crate) struct ActionFilterInput {
     pub created_after: Option<DateTime<Utc>>,
     /// Created before.
     pub created_before: Option<DateTime<Utc>>,
+    /// Status last changed at or after.
+    pub last_action_after: Option<DateTime<Utc>>,
+    /// Status last changed before.
+    pub last_action_before: Option<DateTime<Utc>>,
+    /// `clientContext` starts with this (case-sensitive).
+    pub client_context_starts_with: Option<String>,
+    /// `appId` starts with this (case-sensitive).
+    pub app_id_starts_with: Option<String>,
+    /// `user` starts with this (case-sensitive).
+    pub user_starts_with: Option<String>,
+    /// The provider's name starts with this (case-sensitive).
+    pub provider_starts_with: Option<String>,
     /// All of these hold.
     pub and: Option<Vec<ActionFilterInput>>,
     /// At least one of these holds.
@@ -164,20 +176,58 @@ impl ActionFilterInput {
             .parameter
             .map(|p| filter_parameter(&format!("{field}.parameter"), &p.name, p.value))
             .transpose()?;
-        let created = |comparison, at| TimeBound {
-            timestamp: Timestamp::Created,
-            comparison,
-            at,
+        let bound = |timestamp, comparison, at: Option<DateTime<Utc>>| {
+            at.map(|at| TimeBound {
+                timestamp,
+                comparison,
+                at,
+            })
         };
         let times = [
-            self.created_after
-                .map(|at| created(Comparison::AtOrAfter, at)),
-            self.created_before
-                .map(|at| created(Comparison::Before, at)),
+            bound(
+                Timestamp::Created,
+                Comparison::AtOrAfter,
+                self.created_after,
+            ),
+            bound(Timestamp::Created, Comparison::Before, self.created_before),
+            bound(
+                Timestamp::LastAction,
+                Comparison::AtOrAfter,
+                self.last_action_after,
+            ),
+            bound(
+                Timestamp::LastAction,
+                Comparison::Before,
+                self.last_action_before,
+            ),
         ]
         .into_iter()
         .flatten()
         .collect();
+        let prefixes = [
+            (
+                "clientContextStartsWith",
+                TextField::ClientContext,
+                self.client_context_starts_with,
+            ),
+            ("appIdStartsWith", TextField::AppId, self.app_id_starts_with),
+            ("userStartsWith", TextField::User, self.user_starts_with),
+            (
+                "providerStartsWith",
+                TextField::Provider,
+                self.provider_starts_with,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(name, text_field, prefix)| {
+            prefix.map(|p| {
+                text(&format!("{field}.{name}"), p).map(|prefix| Prefix {
+                    field: text_field,
+                    prefix,
+                })
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
         let and = self
             .and
             .unwrap_or_default()
@@ -217,7 +267,7 @@ impl ActionFilterInput {
                 .transpose()?,
             parameter,
             times,
-            prefixes: Vec::new(),
+            prefixes,
             and,
             or,
             not,

@@ -269,6 +269,41 @@ async fn every_filter_selects_what_it_names(backend: Backend) {
             vec![ip_id.clone(), domain_id.clone()],
         ),
         (
+            json!({"lastActionAfter": hash["createdDateTime"]}),
+            vec![domain_id.clone(), hash_id.clone()],
+        ),
+        (
+            json!({"lastActionBefore": hash["createdDateTime"]}),
+            vec![ip_id.clone(), url_id.clone()],
+        ),
+        (
+            json!({"userStartsWith": "al"}),
+            vec![ip_id.clone(), domain_id.clone()],
+        ),
+        (json!({"userStartsWith": "Al"}), vec![]),
+        (
+            json!({"clientContextStartsWith": "ctx-"}),
+            vec![ip_id.clone()],
+        ),
+        (
+            json!({"not": {"clientContextStartsWith": "ctx-"}}),
+            vec![domain_id.clone(), url_id.clone(), hash_id.clone()],
+        ),
+        (
+            json!({"appIdStartsWith": "app-2"}),
+            vec![url_id.clone(), hash_id.clone()],
+        ),
+        (
+            json!({"providerStartsWith": "block"}),
+            vec![
+                ip_id.clone(),
+                domain_id.clone(),
+                url_id.clone(),
+                hash_id.clone(),
+            ],
+        ),
+        (json!({"providerStartsWith": "x"}), vec![]),
+        (
             json!({"and": [{"appId": "app-1"}, {"status": ["NOT_STARTED"]}]}),
             vec![ip_id.clone()],
         ),
