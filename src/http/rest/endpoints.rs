@@ -47,12 +47,8 @@ pub(super) async fn list(
     RawQuery(query): RawQuery,
 ) -> Response {
     let (state, headers) = (&state, &headers);
-    serve(state, headers, Access::Read, |caller, _| async move {
-        let options = QueryOptions::parse(
-            query.as_deref(),
-            &QueryOption::ALL,
-            state.rest.max_query_bytes,
-        )?;
+    serve(state, headers, Access::Read, |caller| async move {
+        let options = read_options(state, &query, &QueryOption::ALL)?;
         let filter = options.domain_filter();
         let order = options.order();
         let request = PageRequest::forward(
@@ -109,12 +105,8 @@ pub(super) async fn count(
     RawQuery(query): RawQuery,
 ) -> Response {
     let (state, headers) = (&state, &headers);
-    serve(state, headers, Access::Read, |caller, _| async move {
-        let options = QueryOptions::parse(
-            query.as_deref(),
-            &[QueryOption::Filter],
-            state.rest.max_query_bytes,
-        )?;
+    serve(state, headers, Access::Read, |caller| async move {
+        let options = read_options(state, &query, &[QueryOption::Filter])?;
         let count = state
             .services
             .store
@@ -149,12 +141,8 @@ pub(super) async fn get(
     RawQuery(query): RawQuery,
 ) -> Response {
     let (state, headers) = (&state, &headers);
-    serve(state, headers, Access::Read, |caller, _| async move {
-        let options = QueryOptions::parse(
-            query.as_deref(),
-            &[QueryOption::Select],
-            state.rest.max_query_bytes,
-        )?;
+    serve(state, headers, Access::Read, |caller| async move {
+        let options = read_options(state, &query, &[QueryOption::Select])?;
         let id = parse_id(&id)?;
         let store = &state.services.store;
         let action = store
@@ -194,8 +182,8 @@ pub(super) async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let (state, headers) = (&state, &headers);
-    serve(state, headers, Access::Write, |caller, _| async move {
-        QueryOptions::parse(query.as_deref(), &[], state.rest.max_query_bytes)?;
+    serve(state, headers, Access::Write, |caller| async move {
+        read_options(state, &query, &[])?;
         let body = json_body(headers, body)?.ok_or_else(|| {
             RestError::bad_request("the body must be a securityAction object".to_owned())
         })?;
@@ -248,8 +236,8 @@ pub(super) async fn cancel(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let (state, headers) = (&state, &headers);
-    serve(state, headers, Access::Write, |caller, _| async move {
-        QueryOptions::parse(query.as_deref(), &[], state.rest.max_query_bytes)?;
+    serve(state, headers, Access::Write, |caller| async move {
+        read_options(state, &query, &[])?;
         // Graph's action takes no body; an empty JSON object is fine too.
         if let Some(body) = json_body(headers, body)? {
             let empty = body
@@ -266,6 +254,15 @@ pub(super) async fn cancel(
         Ok(StatusCode::OK.into_response())
     })
     .await
+}
+
+/// The query options of `query`, of which an endpoint takes `allowed`.
+fn read_options(
+    state: &HttpState,
+    query: &Option<String>,
+    allowed: &[QueryOption],
+) -> Result<QueryOptions, RestError> {
+    QueryOptions::parse(query.as_deref(), allowed, state.rest.max_query_bytes)
 }
 
 /// The JSON body of a POST, `None` when there is none. Over the body limit:

@@ -117,7 +117,7 @@ enum Access {
 /// answer carries `request-id` and the echoed `client-request-id`.
 async fn serve<W, F>(state: &HttpState, headers: &HeaderMap, access: Access, work: W) -> Response
 where
-    W: FnOnce(Principal, Exchange) -> F,
+    W: FnOnce(Principal) -> F,
     F: Future<Output = Result<Response, RestError>>,
 {
     let exchange = Exchange::new(headers);
@@ -141,12 +141,7 @@ where
                     .map_err(|wait| RestError::rate_limited(wait, "changes"))?;
             }
         }
-        match tokio::time::timeout(
-            state.rest.request_timeout,
-            work(principal, exchange.clone()),
-        )
-        .await
-        {
+        match tokio::time::timeout(state.rest.request_timeout, work(principal)).await {
             Ok(result) => result,
             Err(_) => {
                 tracing::warn!(timeout = ?state.rest.request_timeout, "request deadline passed");
