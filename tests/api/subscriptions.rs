@@ -12,21 +12,12 @@ use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TEST_SECRET, TestApp, eventually, reader, token_with, writer};
-use crate::ws_client::{LEGACY, Next, TRANSPORT, WATCH, WsClient, event_ids, event_statuses};
+use crate::ws_client::{
+    LEGACY, Next, TRANSPORT, WATCH, WsClient, event_ids, event_statuses, watch,
+};
 
 async fn block(app: &TestApp, token: &str, ip: &str) -> String {
     app.invoke(token, "blockIp", "ip", ip).await
-}
-
-/// Subscribes with `WATCH`, and waits until the subscription's feed is
-/// attached to `app`'s event fan-out: from then on it misses no event.
-async fn watch(app: &TestApp, client: &mut WsClient, id: &str, variables: Value) {
-    let attached = app.events.subscribers();
-    client.subscribe(id, WATCH, variables).await;
-    eventually(format!("subscription {id} to be attached"), || async {
-        app.events.subscribers() > attached
-    })
-    .await;
 }
 
 async fn a_subscriber_sees_a_block_go_not_started_running_completed(backend: Backend) {

@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, eventually};
 
 pub const TRANSPORT: &str = "graphql-transport-ws";
 pub const LEGACY: &str = "graphql-ws";
@@ -196,4 +196,15 @@ pub fn event_ids(events: &[Value]) -> Vec<&str> {
         .iter()
         .map(|e| e["action"]["id"].as_str().expect("an action id"))
         .collect()
+}
+
+/// Subscribes with `WATCH`, and waits until the subscription's feed is
+/// attached to `app`'s event fan-out: from then on it misses no event.
+pub async fn watch(app: &TestApp, client: &mut WsClient, id: &str, variables: Value) {
+    let attached = app.events.subscribers();
+    client.subscribe(id, WATCH, variables).await;
+    eventually(format!("subscription {id} to be attached"), || async {
+        app.events.subscribers() > attached
+    })
+    .await;
 }
