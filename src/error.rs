@@ -1,11 +1,12 @@
 //! The one error type of the gateway, with the stable codes clients see.
 //!
-//! Every layer returns [`AppError`]. Its `code()` becomes `extensions.code` of a
-//! GraphQL error. Internal errors keep their detail for the log only: the client
-//! is told "internal server error" and nothing of SQL, files or stack traces.
-//! async-graphql is built with `custom-error-conversion`, so there is no blanket
-//! `From<impl Display>` that could turn a database error into a client message:
-//! the only way from an error to a GraphQL error is `From<AppError>` below.
+//! Every layer returns [`AppError`]. Its `code()` becomes `extensions.code` of
+//! a GraphQL error and `innerError.code` of a Graph REST error. Internal errors
+//! keep their detail for the log only: the client is told "internal server
+//! error" and nothing of SQL, files or stack traces. async-graphql is built
+//! with `custom-error-conversion`, so there is no blanket `From<impl Display>`
+//! that could turn a database error into a client message: the only way from
+//! an error to a GraphQL error is `From<AppError>` below.
 
 use std::fmt;
 
@@ -45,6 +46,23 @@ pub(crate) mod codes {
     pub(crate) const PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";
     pub(crate) const TOO_MANY_CONNECTIONS: &str = "TOO_MANY_CONNECTIONS";
     pub(crate) const TOO_MANY_SUBSCRIPTIONS: &str = "TOO_MANY_SUBSCRIPTIONS";
+
+    /// Microsoft Graph's names of HTTP statuses: the `error.code` of the
+    /// Graph REST face, whose `innerError.code` is one of the codes above.
+    pub(crate) mod graph {
+        pub(crate) const BAD_REQUEST: &str = "BadRequest";
+        pub(crate) const INVALID_AUTHENTICATION_TOKEN: &str = "InvalidAuthenticationToken";
+        pub(crate) const FORBIDDEN: &str = "Forbidden";
+        pub(crate) const NOT_FOUND: &str = "NotFound";
+        pub(crate) const METHOD_NOT_ALLOWED: &str = "MethodNotAllowed";
+        pub(crate) const CONFLICT: &str = "Conflict";
+        pub(crate) const REQUEST_ENTITY_TOO_LARGE: &str = "RequestEntityTooLarge";
+        pub(crate) const UNSUPPORTED_MEDIA_TYPE: &str = "UnsupportedMediaType";
+        pub(crate) const TOO_MANY_REQUESTS: &str = "TooManyRequests";
+        pub(crate) const GATEWAY_TIMEOUT: &str = "GatewayTimeout";
+        pub(crate) const SERVICE_UNAVAILABLE: &str = "ServiceUnavailable";
+        pub(crate) const INTERNAL_SERVER_ERROR: &str = "InternalServerError";
+    }
 }
 
 /// An error a request can end with.

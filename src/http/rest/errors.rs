@@ -220,18 +220,19 @@ impl From<AppError> for RestError {
 
 /// Graph's name for a status.
 fn graph_code(status: StatusCode) -> &'static str {
+    use codes::graph;
     match status {
-        StatusCode::BAD_REQUEST => "BadRequest",
-        StatusCode::UNAUTHORIZED => "InvalidAuthenticationToken",
-        StatusCode::FORBIDDEN => "Forbidden",
-        StatusCode::NOT_FOUND => "NotFound",
-        StatusCode::METHOD_NOT_ALLOWED => "MethodNotAllowed",
-        StatusCode::CONFLICT => "Conflict",
-        StatusCode::PAYLOAD_TOO_LARGE => "RequestEntityTooLarge",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "UnsupportedMediaType",
-        StatusCode::TOO_MANY_REQUESTS => "TooManyRequests",
-        StatusCode::GATEWAY_TIMEOUT => "GatewayTimeout",
-        StatusCode::SERVICE_UNAVAILABLE => "ServiceUnavailable",
-        _ => "InternalServerError",
+        StatusCode::BAD_REQUEST => graph::BAD_REQUEST,
+        StatusCode::UNAUTHORIZED => graph::INVALID_AUTHENTICATION_TOKEN,
+        StatusCode::FORBIDDEN => graph::FORBIDDEN,
+        StatusCode::NOT_FOUND => graph::NOT_FOUND,
+        StatusCode::METHOD_NOT_ALLOWED => graph::METHOD_NOT_ALLOWED,
+        StatusCode::CONFLICT => graph::CONFLICT,
+        StatusCode::PAYLOAD_TOO_LARGE => graph::REQUEST_ENTITY_TOO_LARGE,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => graph::UNSUPPORTED_MEDIA_TYPE,
+        StatusCode::TOO_MANY_REQUESTS => graph::TOO_MANY_REQUESTS,
+        StatusCode::GATEWAY_TIMEOUT => graph::GATEWAY_TIMEOUT,
+        StatusCode::SERVICE_UNAVAILABLE => graph::SERVICE_UNAVAILABLE,
+        _ => graph::INTERNAL_SERVER_ERROR,
     }
 }
