@@ -70,7 +70,7 @@ pub use events::{EventHub, cursor as event_cursor, feed as event_feed};
 pub use graphql::sdl;
 pub use http::rate_limit::{Rate, RateLimits};
 pub use providers::config::ProvidersFile;
-pub use store::Store;
+pub use store::{CounterDrift, Store};
 
 // What the bench's seeder writes, named as the gateway names it.
 pub use domain::action::{EXECUTOR_APP, EXECUTOR_USER};

@@ -29,10 +29,14 @@ async fn run(cli: Cli) -> Result<(), StartError> {
     let config = Config::from_settings(&cli.settings)?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
-        Command::Migrate => {
+        Command::Migrate { recount } => {
             let store = actiongate::connect_store(&config).await?;
             store.migrate().await?;
             println!("migrations applied");
+            if recount {
+                let wrong = store.recount().await?;
+                println!("counters rebuilt ({wrong} keys were wrong)");
+            }
             Ok(())
         }
         Command::Schema => {

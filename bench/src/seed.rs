@@ -9,6 +9,9 @@
 //! bound as UUIDs, so SQLite stores them as 16-byte BLOBs exactly as the
 //! gateway does.
 //!
+//! The action counters fill themselves: the database's triggers count every
+//! inserted row in its own transaction, as they do for the gateway's writes.
+//!
 //! Seeded actions are history, not queued work: `work`, `due_at` and the lease
 //! columns stay NULL on every row, so a gateway started on the database never
 //! executes them (a seeded `NotStarted` or `Running` action stays so for ever).

@@ -39,7 +39,12 @@ pub enum Command {
     /// Run the gateway (the default).
     Serve,
     /// Apply pending database migrations and exit.
-    Migrate,
+    Migrate {
+        /// Then rebuild the action counters from the actions (writers wait
+        /// meanwhile) and say how many were wrong.
+        #[arg(long)]
+        recount: bool,
+    },
     /// Print the GraphQL schema (SDL) and exit.
     Schema,
     /// Mint a token with the development key (or --jwt-secret) and print it.
@@ -351,7 +356,10 @@ mod tests {
     fn settings_come_from_flags_with_documented_defaults() {
         let cli =
             Cli::try_parse_from(["actiongate", "--listen", "127.0.0.1:0", "migrate"]).unwrap();
-        assert!(matches!(cli.command, Some(Command::Migrate)));
+        assert!(matches!(
+            cli.command,
+            Some(Command::Migrate { recount: false })
+        ));
         assert_eq!(cli.settings.listen.port(), 0);
         assert_eq!(cli.settings.data_dir, PathBuf::from("data"));
         let token = Cli::try_parse_from([

@@ -167,7 +167,7 @@ fn successor(prefix: &str) -> Option<String> {
 
 /// `column IN (values)`, or a condition that holds for no row when the list is
 /// empty (an empty list matches nothing).
-fn in_list<C, V, I>(column: C, values: I) -> Condition
+pub(super) fn in_list<C, V, I>(column: C, values: I) -> Condition
 where
     C: ColumnTrait,
     V: Into<sea_orm::Value>,

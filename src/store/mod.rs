@@ -6,7 +6,8 @@
 //! (`work`) and the event relay (`events`) work across tenants and hand nothing
 //! to a caller unscoped.
 //!
-//! `invoke` stores new actions, `read` reads them back, `cancel` cancels,
+//! `invoke` stores new actions, `read` reads them back, `counts` counts them
+//! (from the counters the database keeps with every change), `cancel` cancels,
 //! `work` is the executor's queue, `transition` the one way statuses change,
 //! `events` numbers and reads the state history as events, and `notify` carries
 //! PostgreSQL `LISTEN`/`NOTIFY` between replicas.
@@ -25,6 +26,7 @@ use tracing::info;
 use crate::error::AppError;
 
 mod cancel;
+mod counts;
 pub mod entities;
 mod events;
 mod filter_sql;
@@ -37,6 +39,7 @@ mod transition;
 mod work;
 
 pub(crate) use cancel::CancelOutcome;
+pub use counts::CounterDrift;
 pub(crate) use events::StoredEvent;
 pub(crate) use invoke::Invoked;
 pub(crate) use read::{ActionPage, Side};

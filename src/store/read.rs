@@ -1,13 +1,10 @@
-//! Reading actions back: by id, as keyset pages, as counts, and their
-//! parameters and states in batches. Every read is scoped by the tenant.
+//! Reading actions back: by id, as keyset pages, and their parameters and
+//! states in batches (counts are `counts`). Every read is scoped by the tenant.
 
 use std::collections::HashMap;
 
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{
-    ColumnTrait, EntityTrait, FromQueryResult, Order, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::{ColumnTrait, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect};
 use tracing::instrument;
 use uuid::Uuid;
 
@@ -17,7 +14,6 @@ use super::filter_sql::tenant_condition;
 use crate::domain::action::{Action, Parameter, StateChange};
 use crate::domain::filter::ActionFilter;
 use crate::domain::page::{ActionOrder, Cursor, Direction, OrderField, PageDirection, PageRequest};
-use crate::domain::status::ActionStatus;
 use crate::error::AppError;
 
 /// One page of an action list.
@@ -143,48 +139,6 @@ impl Store {
             .one(self.connection())
             .await?;
         Ok(found.is_some())
-    }
-
-    /// How many actions of `tenant` pass `filter`.
-    #[instrument(level = "debug", skip(self, filter))]
-    pub(crate) async fn count_actions(
-        &self,
-        tenant: &str,
-        filter: &ActionFilter,
-    ) -> Result<u64, AppError> {
-        Ok(action::Entity::find()
-            .filter(tenant_condition(self.backend(), tenant, filter))
-            .count(self.connection())
-            .await?)
-    }
-
-    /// How many actions of `tenant` that pass `filter` are in each status; every
-    /// status is listed, in lifecycle order, zeros included.
-    #[instrument(level = "debug", skip(self, filter))]
-    pub(crate) async fn count_by_status(
-        &self,
-        tenant: &str,
-        filter: &ActionFilter,
-    ) -> Result<Vec<(ActionStatus, u64)>, AppError> {
-        #[derive(FromQueryResult)]
-        struct Row {
-            status: String,
-            count: i64,
-        }
-        let rows = action::Entity::find()
-            .select_only()
-            .column(action::Column::Status)
-            .column_as(Expr::col(action::Column::Id).count(), "count")
-            .filter(tenant_condition(self.backend(), tenant, filter))
-            .group_by(action::Column::Status)
-            .into_model::<Row>()
-            .all(self.connection())
-            .await?;
-        let counts: HashMap<String, i64> = rows.into_iter().map(|r| (r.status, r.count)).collect();
-        Ok(ActionStatus::ALL
-            .into_iter()
-            .map(|s| (s, counts.get(s.as_str()).copied().unwrap_or(0) as u64))
-            .collect())
     }
 
     /// The parameters of each of `ids` in `tenant`, in the caller's order.

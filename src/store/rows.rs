@@ -9,7 +9,7 @@ use super::entities::{action, parameter, state};
 
 /// A status column that holds no known status: the database was written by
 /// something else. Reported as an internal error, never guessed.
-fn status(value: &str) -> Result<ActionStatus, AppError> {
+pub(super) fn status(value: &str) -> Result<ActionStatus, AppError> {
     ActionStatus::from_stored(value)
         .ok_or_else(|| AppError::internal(format!("unknown status '{value}' in the database")))
 }

@@ -17,6 +17,10 @@
 //! `NotStarted`, which is a birth rather than a change. Other writes to an
 //! action (a retry's delay, a lease given back, a revert queued by a cancel)
 //! leave its status as it is.
+//!
+//! The action counters (`store::counts`) follow every status change by the
+//! database's own triggers, in the same transaction, whichever of these paths
+//! made it.
 
 use sea_orm::sea_query::{Expr, SimpleExpr};
 use sea_orm::{

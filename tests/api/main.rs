@@ -6,6 +6,7 @@ mod helpers;
 
 mod auth;
 mod cancel;
+mod counts;
 mod execution;
 mod first_run;
 mod hardening;

@@ -1,7 +1,8 @@
-//! sea-orm entities of the three tables. Only the store uses them: the rest of
+//! sea-orm entities of the tables. Only the store uses them: the rest of
 //! the gateway sees domain types. (The bench's seeder names its tables and
 //! columns by them too.)
 
 pub mod action;
+pub mod counter;
 pub mod parameter;
 pub mod state;
