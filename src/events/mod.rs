@@ -11,7 +11,8 @@
 //!   catches up from its cursor), and at least every second.
 //!
 //! Subscribers ([`feed::watch`]) take their tenant's events from the broadcast,
-//! and from the database when they resume from a cursor or fall behind.
+//! and from the database when they resume from a cursor or fall behind. Live
+//! counts (`counts`) follow the same broadcast to know when to count again.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -27,6 +28,7 @@ use crate::domain::action::{Action, Parameter, StateChange};
 use crate::error::AppError;
 use crate::store::{Store, StoredEvent};
 
+mod counts;
 pub mod cursor;
 pub mod feed;
 
@@ -122,6 +124,10 @@ struct HubInner {
     head: AtomicI64,
     /// New events may be there to read.
     wake: Notify,
+    /// The live counts followed in this process (`counts`).
+    count_watchers: counts::Watchers,
+    /// Reads of counts by the watchers, for `/metrics` and tests.
+    live_count_reads: std::sync::atomic::AtomicU64,
 }
 
 impl EventHub {
@@ -136,6 +142,8 @@ impl EventHub {
                 batches,
                 head: AtomicI64::new(head),
                 wake: Notify::new(),
+                count_watchers: Default::default(),
+                live_count_reads: Default::default(),
             }),
         })
     }

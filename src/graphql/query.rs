@@ -71,13 +71,7 @@ impl Query {
             .store
             .count_by_status(&caller.tenant_id, &filter)
             .await?;
-        Ok(counts
-            .into_iter()
-            .map(|(status, count)| StatusCount {
-                status: status.into(),
-                count: i32::try_from(count).unwrap_or(i32::MAX),
-            })
-            .collect())
+        Ok(StatusCount::list(&counts))
     }
 
     /// The actions that can be invoked, their parameters and the providers

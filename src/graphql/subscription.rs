@@ -1,4 +1,4 @@
-//! Subscriptions: live status changes of the caller's tenant.
+//! Subscriptions: live status changes and live counts of the caller's tenant.
 
 use async_graphql::{Context, ErrorExtensions, Object, Subscription};
 use chrono::{DateTime, Utc};
@@ -6,7 +6,7 @@ use futures_util::{Stream, StreamExt};
 
 use super::context::{principal, services};
 use super::inputs::ActionFilterInput;
-use super::types::{OperationStatus, SecurityAction};
+use super::types::{OperationStatus, SecurityAction, StatusCount};
 use crate::error::AppError;
 use crate::events::cursor;
 use crate::events::feed::{self, Delivered, FeedError};
@@ -65,6 +65,37 @@ impl Subscription {
             })
             .extend()),
         }))
+    }
+
+    /// How many of the caller's tenant's actions that pass `filter` are in
+    /// each status (as `actionCounts`): the counts now, then again whenever
+    /// they change, at most about four times a second. Nothing is counted
+    /// while nothing changes; a slow client gets the latest counts, not every
+    /// value in between.
+    async fn action_counts_changed(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ActionFilterInput>,
+    ) -> Result<impl Stream<Item = Vec<StatusCount>> + use<>, AppError> {
+        let caller = principal(ctx);
+        caller.require_read()?;
+        let filter = filter
+            .map(|f| f.into_domain("filter"))
+            .transpose()?
+            .unwrap_or_default();
+        let mut counts = services(ctx)
+            .events
+            .watch_counts(caller.tenant_id.clone(), filter)
+            .await?;
+        Ok(async_stream::stream! {
+            loop {
+                let now = counts.borrow_and_update().clone();
+                yield StatusCount::list(&now);
+                if counts.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
     }
 }
 

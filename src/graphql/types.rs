@@ -298,6 +298,19 @@ pub(crate) struct StatusCount {
     pub count: i32,
 }
 
+impl StatusCount {
+    /// One row per status, as the store counted them.
+    pub(crate) fn list(counts: &[(ActionStatus, u64)]) -> Vec<StatusCount> {
+        counts
+            .iter()
+            .map(|&(status, count)| StatusCount {
+                status: status.into(),
+                count: i32::try_from(count).unwrap_or(i32::MAX),
+            })
+            .collect()
+    }
+}
+
 /// Whether an action blocks or allows its indicator.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ActionVerdict {

@@ -166,8 +166,12 @@ async fn metrics(State(state): State<HttpState>) -> Response {
     let body = format!(
         "# HELP actiongate_db_queries_total Database statements executed.\n\
          # TYPE actiongate_db_queries_total counter\n\
-         actiongate_db_queries_total {}\n",
-        state.services.store.queries_executed()
+         actiongate_db_queries_total {}\n\
+         # HELP actiongate_live_count_reads_total Reads of counts by live-count watchers.\n\
+         # TYPE actiongate_live_count_reads_total counter\n\
+         actiongate_live_count_reads_total {}\n",
+        state.services.store.queries_executed(),
+        state.services.events.live_count_reads()
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

@@ -1,6 +1,7 @@
 //! Counts from counters: `actionCounts` and `totalCount` read the counters the
 //! database keeps with every change, and those stay exact under concurrent
-//! invokes, executions and cancels on two replicas.
+//! invokes, executions and cancels on two replicas; `actionCountsChanged`
+//! pushes them live, across replicas, only when they change.
 
 use std::sync::Arc;
 
@@ -9,7 +10,61 @@ use futures_util::future::join_all;
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, assert_no_errors, eventually, writer};
+use crate::helpers::{Backend, TestApp, assert_no_errors, eventually, reader, writer};
+use crate::ws_client::{TRANSPORT, WsClient};
+
+const LIVE: &str =
+    "subscription($filter: ActionFilter) { actionCountsChanged(filter: $filter) { status count } }";
+
+/// The next counts pushed to subscription `id`.
+async fn next_counts(client: &mut WsClient, id: &str) -> Value {
+    let message = client.next_message().await;
+    assert_eq!(message["type"], "next", "{message}");
+    assert_eq!(message["id"], id, "{message}");
+    assert!(message["payload"].get("errors").is_none(), "{message}");
+    message["payload"]["data"]["actionCountsChanged"].clone()
+}
+
+/// The last counts pushed to each subscription of a client.
+#[derive(Default)]
+struct Latest(std::collections::HashMap<String, Vec<i64>>);
+
+impl Latest {
+    fn of(&self, id: &str) -> &[i64] {
+        self.0.get(id).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Reads pushes until `done` holds; each push must differ from the
+    /// subscription's one before.
+    async fn until(&mut self, client: &mut WsClient, done: impl Fn(&Latest) -> bool) {
+        while !done(self) {
+            let message = client.next_message().await;
+            assert_eq!(message["type"], "next", "{message}");
+            let id = message["id"].as_str().expect("an id").to_owned();
+            let counts = by_status(&message["payload"]["data"]["actionCountsChanged"]);
+            let before = self.0.insert(id.clone(), counts.clone());
+            assert_ne!(
+                before,
+                Some(counts),
+                "{id} pushed counts that did not change"
+            );
+        }
+    }
+}
+
+/// Counts as `[NOT_STARTED, RUNNING, COMPLETED, FAILED, CANCELED]`.
+fn by_status(counts: &Value) -> Vec<i64> {
+    counts
+        .as_array()
+        .expect("a list of counts")
+        .iter()
+        .map(|c| c["count"].as_i64().expect("a count"))
+        .collect()
+}
 
 const COUNTS: &str =
     "query($filter: ActionFilter) { actionCounts(filter: $filter) { status count } }";
@@ -248,7 +303,119 @@ async fn recount_repairs_counters_that_drifted(backend: Backend) {
     assert_eq!(counts(&app, &token, json!({})).await, before);
 }
 
+async fn live_counts_start_now_and_follow_changes_made_on_another_replica(backend: Backend) {
+    let listening = TestApp::spawn(backend.clone()).await;
+    let working = TestApp::builder(backend)
+        .on_database(&listening.database)
+        .spawn()
+        .await;
+    let token = writer("live");
+    let first = working.invoke(&token, "blockIp", "ip", "10.7.0.1").await;
+    let mut client = WsClient::connect(&listening, TRANSPORT, &reader("live")).await;
+    client.subscribe("all", LIVE, json!({})).await;
+    client
+        .subscribe("blocks", LIVE, json!({"filter": {"name": ["blockIp"]}}))
+        .await;
+    client
+        .subscribe("urls", LIVE, json!({"filter": {"name": ["allowUrl"]}}))
+        .await;
+    let mut latest = Latest::default();
+    latest.until(&mut client, |l| l.len() == 3).await;
+    assert_eq!(
+        latest.of("all"),
+        [1, 0, 0, 0, 0],
+        "the counts now come first"
+    );
+    assert_eq!(latest.of("blocks"), [1, 0, 0, 0, 0]);
+    assert_eq!(latest.of("urls"), [0, 0, 0, 0, 0]);
+    assert_eq!(listening.events.count_watchers(), 3);
+
+    // Changes on the other replica: two invokes and a cancel.
+    for i in 2..4 {
+        working
+            .invoke(&token, "blockIp", "ip", &format!("10.7.0.{i}"))
+            .await;
+    }
+    working.cancel(&token, &first).await;
+    latest
+        .until(&mut client, |l| {
+            l.of("all") == [2, 0, 0, 0, 1] && l.of("blocks") == [2, 0, 0, 0, 1]
+        })
+        .await;
+    assert_eq!(
+        latest.of("urls"),
+        [0, 0, 0, 0, 0],
+        "untouched counts are not pushed"
+    );
+    // Nothing changes: nothing is pushed and nothing is counted.
+    let settled = listening.events.live_count_reads();
+    client
+        .assert_quiet(std::time::Duration::from_millis(1200))
+        .await;
+    assert_eq!(
+        listening.events.live_count_reads(),
+        settled,
+        "no counting while nothing changes"
+    );
+
+    // A second subscriber of the same counts shares the watcher, and gets
+    // the counts now.
+    let mut other = WsClient::connect(&working, TRANSPORT, &reader("live")).await;
+    other.subscribe("all", LIVE, json!({})).await;
+    assert_eq!(
+        by_status(&next_counts(&mut other, "all").await),
+        [2, 0, 0, 0, 1]
+    );
+    let mut again = WsClient::connect(&listening, TRANSPORT, &reader("live")).await;
+    again.subscribe("all", LIVE, json!({})).await;
+    assert_eq!(
+        by_status(&next_counts(&mut again, "all").await),
+        [2, 0, 0, 0, 1]
+    );
+    assert_eq!(listening.events.count_watchers(), 3);
+    working
+        .invoke(&token, "allowUrl", "url", "https://example.com/x")
+        .await;
+    assert_eq!(
+        by_status(&next_counts(&mut again, "all").await),
+        [3, 0, 0, 0, 1]
+    );
+    latest
+        .until(&mut client, |l| l.of("urls") == [1, 0, 0, 0, 0])
+        .await;
+    assert_eq!(latest.of("all"), [3, 0, 0, 0, 1]);
+    assert_eq!(
+        latest.of("blocks"),
+        [2, 0, 0, 0, 1],
+        "blockIp counts did not change"
+    );
+    // Watchers end with their last subscriber.
+    client.close().await;
+    again.close().await;
+    eventually("the watchers to end", || async {
+        listening.events.count_watchers() == 0
+    })
+    .await;
+}
+
+async fn live_counts_refuse_a_malformed_filter(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut client = WsClient::connect(&app, TRANSPORT, &writer("live")).await;
+    client
+        .subscribe("bad", LIVE, json!({"filter": {"name": ["noSuchAction"]}}))
+        .await;
+    let message = client.next_message().await;
+    assert_eq!(message["type"], "error", "{message}");
+    assert_eq!(
+        message["payload"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{message}"
+    );
+    assert_eq!(app.events.count_watchers(), 0);
+}
+
 crate::on_both_backends!(
+    live_counts_start_now_and_follow_changes_made_on_another_replica,
+    live_counts_refuse_a_malformed_filter,
     counters_stay_exact_under_concurrent_changes_on_two_replicas,
     time_windows_add_whole_days_hours_and_edges_exactly,
     recount_repairs_counters_that_drifted,
