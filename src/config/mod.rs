@@ -119,6 +119,7 @@ impl Config {
         config.store = StoreOptions {
             max_connections: settings.db_max_connections.max(1),
             statement_timeout: settings.statement_timeout,
+            ..StoreOptions::DEFAULT
         };
         config.executor = ExecutorOptions {
             enabled: settings.executor,

@@ -52,6 +52,12 @@ pub struct StoreOptions {
     pub max_connections: u32,
     /// How long a query may run before the database cancels it.
     pub statement_timeout: Duration,
+    /// A pooled connection idle this long is pinged before it is handed out;
+    /// busier ones are not (a ping per statement is a round trip per
+    /// statement). sqlx also tests each connection as it goes back to the
+    /// pool and drops a broken one, so a connection the server closed fails
+    /// at most the one statement that found it broken.
+    pub ping_idle_after: Duration,
 }
 
 impl StoreOptions {
@@ -59,6 +65,7 @@ impl StoreOptions {
     pub(crate) const DEFAULT: StoreOptions = StoreOptions {
         max_connections: 16,
         statement_timeout: Duration::from_secs(10),
+        ping_idle_after: Duration::from_secs(5),
     };
 }
 
@@ -90,6 +97,7 @@ impl Store {
             .min_connections(1)
             .connect_timeout(Duration::from_secs(10))
             .acquire_timeout(Duration::from_secs(10))
+            .test_before_acquire_if_idle_for(options.ping_idle_after)
             .sqlx_logging(false);
         let is_sqlite = url.starts_with("sqlite:");
         if is_sqlite {
