@@ -12,11 +12,11 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261201_000001_create_actions;
 mod m20261202_000001_index_parameter_values;
-mod m20261214_000001_action_counters;
+mod m20261203_000001_action_counters;
 
 /// The counters table and what reads and repairs it.
 pub mod counters {
-    pub use super::m20261214_000001_action_counters::{
+    pub use super::m20261203_000001_action_counters::{
         COUNTER_DRIFT, COUNTERS_TABLE, DAY_MICROS, FILL_COUNTERS, HOUR_MICROS, SLOTS, SPAN_ALL,
         SPAN_DAY, SPAN_HOUR,
     };
@@ -31,7 +31,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261201_000001_create_actions::Migration),
             Box::new(m20261202_000001_index_parameter_values::Migration),
-            Box::new(m20261214_000001_action_counters::Migration),
+            Box::new(m20261203_000001_action_counters::Migration),
         ]
     }
 }

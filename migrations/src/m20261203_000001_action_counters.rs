@@ -29,7 +29,7 @@ pub struct Migration;
 
 impl MigrationName for Migration {
     fn name(&self) -> &str {
-        "m20261214_000001_action_counters"
+        "m20261203_000001_action_counters"
     }
 }
 
