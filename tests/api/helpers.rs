@@ -32,16 +32,24 @@ impl Backend {
     pub fn postgres() -> Option<Backend> {
         match std::env::var("ACTIONGATE_TEST_POSTGRES_URL") {
             Ok(url) if !url.is_empty() => Some(Backend::Postgres(url)),
-            _ => {
-                eprintln!("skipped: set ACTIONGATE_TEST_POSTGRES_URL to run the PostgreSQL tests");
-                None
-            }
+            _ => None,
         }
+    }
+
+    /// PostgreSQL, for a test that only runs when the suite was built with
+    /// `ACTIONGATE_TEST_POSTGRES_URL` set (`build.rs`): being here without it
+    /// (a test binary run by hand) is a failure, never a silent pass.
+    pub fn required_postgres() -> Backend {
+        Backend::postgres().expect(
+            "this test was built for PostgreSQL: set ACTIONGATE_TEST_POSTGRES_URL when running it",
+        )
     }
 }
 
 /// Generates, for each listed `async fn name(backend: Backend)`, a test on
-/// SQLite (`sqlite::name`) and one on PostgreSQL (`postgres::name`).
+/// SQLite (`sqlite::name`) and one on PostgreSQL (`postgres::name`). The
+/// PostgreSQL ones are reported as ignored unless the suite is built with
+/// `ACTIONGATE_TEST_POSTGRES_URL` set.
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -53,13 +61,25 @@ macro_rules! on_both_backends {
                 }
             )*
         }
-        mod postgres {
+        $crate::on_postgres!(postgres: $($name),*);
+    };
+}
+
+/// Generates, for each listed `async fn name(backend: Backend)`, a test on
+/// PostgreSQL only (`<module>::name`), reported as ignored unless the suite is
+/// built with `ACTIONGATE_TEST_POSTGRES_URL` set.
+#[macro_export]
+macro_rules! on_postgres {
+    ($module:ident: $($name:ident),* $(,)?) => {
+        mod $module {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(
+                    not(actiongate_postgres_tests),
+                    ignore = "set ACTIONGATE_TEST_POSTGRES_URL to run the PostgreSQL tests"
+                )]
                 async fn $name() {
-                    if let Some(backend) = $crate::helpers::Backend::postgres() {
-                        super::$name(backend).await
-                    }
+                    super::$name($crate::helpers::Backend::required_postgres()).await
                 }
             )*
         }

@@ -10,8 +10,11 @@ use serde_json::{Map, Value, json};
 
 use crate::helpers::{Backend, TestApp, total_count, writer};
 
-/// Runs `check` for every case of `strategy` against one app per backend.
-fn against_each_backend<S: Strategy>(
+/// Runs `check` for every case of `strategy` against one app on `backend`.
+/// Its own runtime drives the app, so it runs off the test's runtime (see
+/// [`off_runtime`]).
+fn against<S: Strategy>(
+    backend: Backend,
     cases: u32,
     strategy: S,
     check: impl Fn(&tokio::runtime::Runtime, &TestApp, S::Value) -> Result<(), TestCaseError>,
@@ -21,21 +24,25 @@ fn against_each_backend<S: Strategy>(
         .enable_all()
         .build()
         .unwrap();
-    let mut backends = vec![Backend::Sqlite];
-    backends.extend(Backend::postgres());
-    for backend in backends {
-        let app = runtime.block_on(TestApp::spawn(backend));
-        let mut runner = TestRunner::new(Config {
-            cases,
-            failure_persistence: None,
-            ..Config::default()
-        });
-        runner
-            .run(&strategy, |value| check(&runtime, &app, value))
-            .unwrap_or_else(|err| panic!("{err}"));
-        let health = runtime.block_on(async { app.client.get(app.url("/healthz")).send().await });
-        assert_eq!(health.unwrap().status(), 200, "the gateway still runs");
-        runtime.block_on(async move { app.stop().await });
+    let app = runtime.block_on(TestApp::spawn(backend));
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&strategy, |value| check(&runtime, &app, value))
+        .unwrap_or_else(|err| panic!("{err}"));
+    let health = runtime.block_on(async { app.client.get(app.url("/healthz")).send().await });
+    assert_eq!(health.unwrap().status(), 200, "the gateway still runs");
+    runtime.block_on(async move { app.stop().await });
+}
+
+/// Runs a property test on a blocking thread, where it may start its own
+/// runtime, and passes its panic on.
+async fn off_runtime(test: impl FnOnce() + Send + 'static) {
+    if let Err(failed) = tokio::task::spawn_blocking(test).await {
+        std::panic::resume_unwind(failed.into_panic());
     }
 }
 
@@ -100,21 +107,23 @@ fn any_json() -> impl Strategy<Value = Value> {
     })
 }
 
-#[test]
-fn arbitrary_json_bodies_are_answered_without_server_errors() {
-    let bodies = prop_oneof![
-        any_json().prop_map(|v| v.to_string().into_bytes()),
-        prop::collection::vec(any::<u8>(), 0..200),
-    ];
-    against_each_backend(150, bodies, |runtime, app, body| {
-        runtime.block_on(async {
-            let before = total_count(app, &writer("tenant-p")).await;
-            let (status, answer) = post_raw(app, body, "application/json").await?;
-            assert_sound(status, &answer)?;
-            prop_assert_eq!(total_count(app, &writer("tenant-p")).await, before);
-            Ok(())
-        })
-    });
+async fn arbitrary_json_bodies_are_answered_without_server_errors(backend: Backend) {
+    off_runtime(move || {
+        let bodies = prop_oneof![
+            any_json().prop_map(|v| v.to_string().into_bytes()),
+            prop::collection::vec(any::<u8>(), 0..200),
+        ];
+        against(backend, 150, bodies, |runtime, app, body| {
+            runtime.block_on(async {
+                let before = total_count(app, &writer("tenant-p")).await;
+                let (status, answer) = post_raw(app, body, "application/json").await?;
+                assert_sound(status, &answer)?;
+                prop_assert_eq!(total_count(app, &writer("tenant-p")).await, before);
+                Ok(())
+            })
+        });
+    })
+    .await
 }
 
 fn graphql_document() -> impl Strategy<Value = String> {
@@ -165,24 +174,31 @@ fn graphql_document() -> impl Strategy<Value = String> {
     ]
 }
 
-#[test]
-fn arbitrary_graphql_documents_are_answered_without_server_errors() {
-    against_each_backend(200, graphql_document(), |runtime, app, document| {
-        runtime.block_on(async {
-            let before = total_count(app, &writer("tenant-p")).await;
-            let body = json!({"query": document, "variables": {"v": 1}})
-                .to_string()
-                .into_bytes();
-            let (status, answer) = post_raw(app, body, "application/json").await?;
-            assert_sound(status, &answer)?;
-            let stored = answer["data"]["invokeAction"]["id"].is_string();
-            prop_assert_eq!(
-                total_count(app, &writer("tenant-p")).await,
-                before + i64::from(stored)
-            );
-            Ok(())
-        })
-    });
+async fn arbitrary_graphql_documents_are_answered_without_server_errors(backend: Backend) {
+    off_runtime(move || {
+        against(
+            backend,
+            200,
+            graphql_document(),
+            |runtime, app, document| {
+                runtime.block_on(async {
+                    let before = total_count(app, &writer("tenant-p")).await;
+                    let body = json!({"query": document, "variables": {"v": 1}})
+                        .to_string()
+                        .into_bytes();
+                    let (status, answer) = post_raw(app, body, "application/json").await?;
+                    assert_sound(status, &answer)?;
+                    let stored = answer["data"]["invokeAction"]["id"].is_string();
+                    prop_assert_eq!(
+                        total_count(app, &writer("tenant-p")).await,
+                        before + i64::from(stored)
+                    );
+                    Ok(())
+                })
+            },
+        );
+    })
+    .await
 }
 
 fn text() -> impl Strategy<Value = Value> {
@@ -238,27 +254,29 @@ fn invoke_input() -> impl Strategy<Value = Value> {
     })
 }
 
-#[test]
-fn arbitrary_invoke_inputs_store_an_action_only_when_they_say_so() {
-    const INVOKE: &str =
-        "mutation($input: InvokeActionInput!) { invokeAction(input: $input) { id } }";
-    against_each_backend(200, invoke_input(), |runtime, app, input| {
-        runtime.block_on(async {
-            let before = total_count(app, &writer("tenant-p")).await;
-            let body = json!({"query": INVOKE, "variables": {"input": input}})
-                .to_string()
-                .into_bytes();
-            let (status, answer) = post_raw(app, body, "application/json").await?;
-            assert_sound(status, &answer)?;
-            let stored = answer["data"]["invokeAction"]["id"].is_string();
-            prop_assert_eq!(answer.get("errors").is_none(), stored, "{}", answer);
-            prop_assert_eq!(
-                total_count(app, &writer("tenant-p")).await,
-                before + i64::from(stored)
-            );
-            Ok(())
-        })
-    });
+async fn arbitrary_invoke_inputs_store_an_action_only_when_they_say_so(backend: Backend) {
+    off_runtime(move || {
+        const INVOKE: &str =
+            "mutation($input: InvokeActionInput!) { invokeAction(input: $input) { id } }";
+        against(backend, 200, invoke_input(), |runtime, app, input| {
+            runtime.block_on(async {
+                let before = total_count(app, &writer("tenant-p")).await;
+                let body = json!({"query": INVOKE, "variables": {"input": input}})
+                    .to_string()
+                    .into_bytes();
+                let (status, answer) = post_raw(app, body, "application/json").await?;
+                assert_sound(status, &answer)?;
+                let stored = answer["data"]["invokeAction"]["id"].is_string();
+                prop_assert_eq!(answer.get("errors").is_none(), stored, "{}", answer);
+                prop_assert_eq!(
+                    total_count(app, &writer("tenant-p")).await,
+                    before + i64::from(stored)
+                );
+                Ok(())
+            })
+        });
+    })
+    .await
 }
 
 fn action_filter() -> impl Strategy<Value = Value> {
@@ -299,10 +317,10 @@ fn action_filter() -> impl Strategy<Value = Value> {
     })
 }
 
-#[test]
-fn arbitrary_filters_are_answered_without_server_errors() {
+async fn arbitrary_filters_are_answered_without_server_errors(backend: Backend) {
+    off_runtime(move || {
     const LIST: &str = "query($filter: ActionFilter) { actions(filter: $filter, first: 5) { totalCount nodes { id } } actionCounts(filter: $filter) { count } }";
-    against_each_backend(200, action_filter(), |runtime, app, filter| {
+    against(backend, 200, action_filter(), |runtime, app, filter| {
         runtime.block_on(async {
             let body = json!({"query": LIST, "variables": {"filter": filter}})
                 .to_string()
@@ -311,6 +329,8 @@ fn arbitrary_filters_are_answered_without_server_errors() {
             assert_sound(status, &answer)
         })
     });
+    })
+    .await
 }
 
 /// `$filter` texts of the Graph face: well-formed ones over real and unknown
@@ -366,37 +386,48 @@ fn odata_filter() -> impl Strategy<Value = String> {
     })
 }
 
-#[test]
-fn arbitrary_odata_filters_get_a_page_or_a_graph_bad_request() {
-    against_each_backend(200, odata_filter(), |runtime, app, filter| {
-        runtime.block_on(async {
-            let encoded: String = url::form_urlencoded::byte_serialize(filter.as_bytes()).collect();
-            for path in ["", "/$count"] {
-                let response = app
-                    .client
-                    .get(app.url(&format!(
-                        "/beta/security/securityActions{path}?$filter={encoded}"
-                    )))
-                    .bearer_auth(writer("tenant-p"))
-                    .send()
-                    .await
-                    .map_err(|e| TestCaseError::fail(format!("no answer (a panic?): {e}")))?;
-                let status = response.status().as_u16();
-                let text = response.text().await.unwrap_or_default();
-                prop_assert!(
-                    status == 200 || status == 400,
-                    "{} for {:?}: {}",
-                    status,
-                    filter,
-                    text
-                );
-                if status == 400 {
-                    let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-                    prop_assert_eq!(&body["error"]["code"], "BadRequest", "{}", text);
-                    prop_assert_eq!(&body["error"]["innerError"]["code"], "BAD_USER_INPUT");
+async fn arbitrary_odata_filters_get_a_page_or_a_graph_bad_request(backend: Backend) {
+    off_runtime(move || {
+        against(backend, 200, odata_filter(), |runtime, app, filter| {
+            runtime.block_on(async {
+                let encoded: String =
+                    url::form_urlencoded::byte_serialize(filter.as_bytes()).collect();
+                for path in ["", "/$count"] {
+                    let response = app
+                        .client
+                        .get(app.url(&format!(
+                            "/beta/security/securityActions{path}?$filter={encoded}"
+                        )))
+                        .bearer_auth(writer("tenant-p"))
+                        .send()
+                        .await
+                        .map_err(|e| TestCaseError::fail(format!("no answer (a panic?): {e}")))?;
+                    let status = response.status().as_u16();
+                    let text = response.text().await.unwrap_or_default();
+                    prop_assert!(
+                        status == 200 || status == 400,
+                        "{} for {:?}: {}",
+                        status,
+                        filter,
+                        text
+                    );
+                    if status == 400 {
+                        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                        prop_assert_eq!(&body["error"]["code"], "BadRequest", "{}", text);
+                        prop_assert_eq!(&body["error"]["innerError"]["code"], "BAD_USER_INPUT");
+                    }
                 }
-            }
-            Ok(())
-        })
-    });
+                Ok(())
+            })
+        });
+    })
+    .await
 }
+
+crate::on_both_backends!(
+    arbitrary_json_bodies_are_answered_without_server_errors,
+    arbitrary_graphql_documents_are_answered_without_server_errors,
+    arbitrary_invoke_inputs_store_an_action_only_when_they_say_so,
+    arbitrary_filters_are_answered_without_server_errors,
+    arbitrary_odata_filters_get_a_page_or_a_graph_bad_request,
+);

@@ -601,11 +601,4 @@ crate::on_both_backends!(
 
 // A cancel reaches another replica through PostgreSQL's NOTIFY; SQLite runs
 // one process.
-mod postgres_replicas {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_cancel_through_one_replica_stops_an_attempt_running_on_another() {
-        if let Some(backend) = crate::helpers::Backend::postgres() {
-            super::a_cancel_through_one_replica_stops_an_attempt_running_on_another(backend).await
-        }
-    }
-}
+crate::on_postgres!(postgres_replicas: a_cancel_through_one_replica_stops_an_attempt_running_on_another);
