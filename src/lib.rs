@@ -108,7 +108,6 @@ impl App {
     /// providers, builds the schema and binds the listener.
     pub async fn build(config: Config) -> Result<App, StartError> {
         let store = connect_store(&config).await?;
-        store.migrate().await?;
 
         let (keys, dev_secret) = token_keys(&config).await?;
         let rules = TokenRules {
@@ -143,7 +142,9 @@ impl App {
             handle.clone(),
         );
 
-        let events = EventHub::new(store.clone(), config.event_buffer).await?;
+        let events = EventHub::new(store.clone(), config.event_buffer)
+            .await
+            .map_err(|err| format!("reading the event history: {}", err.for_log()))?;
         let stop = CancellationToken::new();
 
         let services = Arc::new(Services {
@@ -179,7 +180,9 @@ impl App {
         };
         let router = http::router(state, &config.http)?;
 
-        let listener = TcpListener::bind(config.listen).await?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|err| cannot_listen(config.listen, &err))?;
         let address = listener.local_addr()?;
         info!(%address, "listening");
         Ok(App {
@@ -250,14 +253,39 @@ impl App {
     }
 }
 
-/// Connects to the configured database.
+/// Connects to the configured database and migrates it.
 pub async fn connect_store(config: &Config) -> Result<Store, StartError> {
     if config.database_url.starts_with("sqlite:") {
-        std::fs::create_dir_all(&config.data_dir)?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|err| {
+            format!(
+                "cannot create the data directory {}: {err}",
+                config.data_dir.display()
+            )
+        })?;
     }
-    Store::connect(&config.database_url, &config.store)
+    let store = Store::connect(&config.database_url, &config.store).await?;
+    store
+        .migrate()
         .await
-        .map_err(|err| format!("connecting to the database: {err}").into())
+        .map_err(|err| format!("migrating the database: {}", err.for_log()))?;
+    Ok(store)
+}
+
+/// Why the gateway cannot listen on `address`, and what to do.
+fn cannot_listen(address: SocketAddr, err: &std::io::Error) -> String {
+    let hint = match err.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            "; another process listens there (another actiongate?): stop it or choose another address with --listen"
+        }
+        std::io::ErrorKind::AddrNotAvailable => {
+            "; no network interface of this machine has that address"
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            "; ports below 1024 need privileges: choose another with --listen"
+        }
+        _ => "",
+    };
+    format!("cannot listen on {address}: {err}{hint}")
 }
 
 /// The key source of the config, and the development secret when that is it.

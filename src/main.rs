@@ -31,7 +31,6 @@ async fn run(cli: Cli) -> Result<(), StartError> {
         Command::Serve => serve(config).await,
         Command::Migrate { recount } => {
             let store = actiongate::connect_store(&config).await?;
-            store.migrate().await?;
             println!("migrations applied");
             if recount {
                 let wrong = store.recount().await?;

@@ -81,7 +81,7 @@ pub(crate) struct DefenderSettings {
 #[serde(deny_unknown_fields)]
 struct RawFile {
     #[serde(default)]
-    providers: Vec<RawProvider>,
+    providers: Vec<toml::Spanned<RawProvider>>,
 }
 
 #[derive(Deserialize)]
@@ -139,24 +139,37 @@ impl ProvidersFile {
         ProvidersFile::parse(&text, data_dir).map_err(|e| format!("{}: {e}", path.display()))
     }
 
-    /// Parses and checks configuration text.
+    /// Parses and checks configuration text. An error names the line and,
+    /// when one key is at fault, the key.
     pub fn parse(text: &str, data_dir: &Path) -> Result<ProvidersFile, String> {
-        let raw: RawFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        let raw: RawFile = toml::from_str(text).map_err(|e| match e.span() {
+            Some(span) => format!("line {}: {}", line_of(text, span.start), e.message()),
+            None => e.message().to_owned(),
+        })?;
         if raw.providers.is_empty() {
             return Err("no [[providers]] are configured".into());
         }
         let mut providers: Vec<ProviderConfig> = Vec::new();
         for provider in raw.providers {
+            let span = provider.span();
+            let provider = provider.into_inner();
             let name = provider.name.clone();
+            let at_fault = |key: &str, message: String| {
+                let line = line_of(text, key_offset(text, span.start, key));
+                format!("line {line}: provider '{name}', key '{key}': {message}")
+            };
             let parsed = parse_provider(provider, data_dir)
-                .map_err(|e| format!("provider '{name}': {e}"))?;
+                .map_err(|(key, message)| at_fault(key, message))?;
             if providers.iter().any(|p| p.entry.name == parsed.entry.name) {
-                return Err(format!("provider '{name}' is configured twice"));
+                return Err(at_fault("name", "is configured twice".into()));
+            }
+            if parsed.entry.default && providers.iter().any(|p| p.entry.default) {
+                return Err(at_fault(
+                    "default",
+                    "more than one provider is marked default".into(),
+                ));
             }
             providers.push(parsed);
-        }
-        if providers.iter().filter(|p| p.entry.default).count() > 1 {
-            return Err("more than one provider is marked default".into());
         }
         Ok(ProvidersFile { providers })
     }
@@ -167,7 +180,10 @@ impl ProvidersFile {
     }
 }
 
-fn parse_provider(raw: RawProvider, data_dir: &Path) -> Result<ProviderConfig, String> {
+/// What is wrong with one provider: the key at fault and why.
+type KeyError = (&'static str, String);
+
+fn parse_provider(raw: RawProvider, data_dir: &Path) -> Result<ProviderConfig, KeyError> {
     if raw.name.is_empty()
         || raw.name.len() > 64
         || !raw
@@ -175,7 +191,10 @@ fn parse_provider(raw: RawProvider, data_dir: &Path) -> Result<ProviderConfig, S
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
     {
-        return Err("a name is 1 to 64 letters, digits, '-', '_' or '.'".into());
+        return Err((
+            "name",
+            "a name is 1 to 64 letters, digits, '-', '_' or '.'".into(),
+        ));
     }
     let serves = match &raw.actions {
         None => CATALOG.iter().map(|a| a.name).collect(),
@@ -184,14 +203,19 @@ fn parse_provider(raw: RawProvider, data_dir: &Path) -> Result<ProviderConfig, S
             .map(|n| {
                 find_action(n)
                     .map(|a| a.name)
-                    .ok_or_else(|| format!("unknown action '{n}'"))
+                    .ok_or_else(|| ("actions", format!("unknown action '{n}'")))
             })
             .collect::<Result<Vec<_>, _>>()?,
     };
-    let timeout = raw.timeout.as_deref().map(parse_duration).transpose()?;
-    let not_for = |kind: &str, keys: &[(&str, bool)]| -> Result<(), String> {
+    let timeout = raw
+        .timeout
+        .as_deref()
+        .map(parse_duration)
+        .transpose()
+        .map_err(|e| ("timeout", e))?;
+    let not_for = |kind: &str, keys: &[(&'static str, bool)]| -> Result<(), KeyError> {
         match keys.iter().find(|(_, set)| *set) {
-            Some((key, _)) => Err(format!("'{key}' does not apply to a {kind} provider")),
+            Some((key, _)) => Err((key, format!("'{key}' does not apply to a {kind} provider"))),
             None => Ok(()),
         }
     };
@@ -221,8 +245,8 @@ fn parse_provider(raw: RawProvider, data_dir: &Path) -> Result<ProviderConfig, S
                     ("api_base", raw.api_base.is_some()),
                 ],
             )?;
-            let url = raw.url.ok_or("'url' is required")?;
-            check_http_url(&url)?;
+            let url = raw.url.ok_or(("url", "'url' is required".into()))?;
+            check_http_url(&url).map_err(|e| ("url", e))?;
             let secret = secret_from(raw.secret, raw.secret_env, "secret")?;
             (
                 ProviderSpec::Webhook {
@@ -243,19 +267,26 @@ fn parse_provider(raw: RawProvider, data_dir: &Path) -> Result<ProviderConfig, S
                 ],
             )?;
             let api_base = raw.api_base.unwrap_or_else(|| DEFENDER_API.to_owned());
-            check_http_url(&api_base)?;
+            check_http_url(&api_base).map_err(|e| ("api_base", e))?;
             let token_url = match (raw.token_url, raw.azure_tenant_id) {
                 (Some(url), _) => url,
                 (None, Some(tenant)) => {
                     format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token")
                 }
-                (None, None) => return Err("'token_url' or 'azure_tenant_id' is required".into()),
+                (None, None) => {
+                    return Err((
+                        "token_url",
+                        "'token_url' or 'azure_tenant_id' is required".into(),
+                    ));
+                }
             };
-            check_http_url(&token_url)?;
+            check_http_url(&token_url).map_err(|e| ("token_url", e))?;
             let settings = DefenderSettings {
                 api_base: api_base.trim_end_matches('/').to_owned(),
                 token_url,
-                client_id: raw.client_id.ok_or("'client_id' is required")?,
+                client_id: raw
+                    .client_id
+                    .ok_or(("client_id", "'client_id' is required".into()))?,
                 client_secret: secret_from(
                     raw.client_secret,
                     raw.client_secret_env,
@@ -268,8 +299,9 @@ fn parse_provider(raw: RawProvider, data_dir: &Path) -> Result<ProviderConfig, S
             (ProviderSpec::Defender(settings), "Microsoft")
         }
         other => {
-            return Err(format!(
-                "unknown kind '{other}' (blocklist, webhook or defender)"
+            return Err((
+                "kind",
+                format!("unknown kind '{other}' (blocklist, webhook or defender)"),
             ));
         }
     };
@@ -294,15 +326,51 @@ fn check_http_url(url: &str) -> Result<(), String> {
 }
 
 /// A secret given inline or, better, by the name of an environment variable.
-fn secret_from(inline: Option<String>, env: Option<String>, key: &str) -> Result<Secret, String> {
+fn secret_from(
+    inline: Option<String>,
+    env: Option<String>,
+    key: &'static str,
+) -> Result<Secret, KeyError> {
     match (inline, env) {
-        (Some(_), Some(_)) => Err(format!("give '{key}' or '{key}_env', not both")),
+        (Some(_), Some(_)) => Err((key, format!("give '{key}' or '{key}_env', not both"))),
         (Some(value), None) => Ok(Secret(value)),
-        (None, Some(var)) => std::env::var(&var)
-            .map(Secret)
-            .map_err(|_| format!("environment variable {var} (from '{key}_env') is not set")),
-        (None, None) => Err(format!("'{key}' or '{key}_env' is required")),
+        (None, Some(var)) => std::env::var(&var).map(Secret).map_err(|_| {
+            (
+                key,
+                format!("environment variable {var} (from '{key}_env') is not set"),
+            )
+        }),
+        (None, None) => Err((key, format!("'{key}' or '{key}_env' is required"))),
     }
+}
+
+/// The 1-based line of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Where `key` (or `<key>_env`) is set in the table that starts at `start`
+/// (its header, `[[providers]]`); the header when it is not set there (a key
+/// that is missing).
+fn key_offset(text: &str, start: usize, key: &str) -> usize {
+    let mut offset = start;
+    for (i, line) in text[start.min(text.len())..]
+        .split_inclusive('\n')
+        .enumerate()
+    {
+        let line_text = line.trim_start();
+        if i > 0 && line_text.starts_with('[') {
+            break;
+        }
+        let set = line_text
+            .strip_prefix(key)
+            .map(|rest| rest.trim_start_matches("_env").trim_start());
+        if set.is_some_and(|rest| rest.starts_with('=')) {
+            return offset;
+        }
+        offset += line.len();
+    }
+    start
 }
 
 #[cfg(test)]
@@ -357,6 +425,10 @@ mod tests {
                 "'url' is required",
             ),
             (
+                "[[providers]]\nname='a'\nkind='blocklist'\n\n[[providers]]\nname='b'\nkind='webhook'\nsecret='x'\nurl='ftp://x'",
+                "line 9: provider 'b', key 'url': 'ftp://x' is not an http(s) URL",
+            ),
+            (
                 "[[providers]]\nname='a'\nkind='blocklist'\nurl='http://x'",
                 "'url' does not apply",
             ),
@@ -371,7 +443,7 @@ mod tests {
             ),
             (
                 "[[providers]]\nname='a'\nkind='blocklist'\ncolour='red'",
-                "unknown field",
+                "line 4: unknown field `colour`",
             ),
             ("", "no [[providers]]"),
         ];

@@ -26,6 +26,7 @@ use tracing::info;
 use crate::error::AppError;
 
 mod cancel;
+mod connect;
 mod counts;
 pub mod entities;
 mod events;
@@ -89,17 +90,20 @@ pub struct Store {
 
 impl Store {
     /// Connects to `url` (`sqlite://…` or `postgres://…`). On SQLite it turns on
-    /// WAL, a busy timeout and foreign keys.
-    pub(crate) async fn connect(url: &str, options: &StoreOptions) -> Result<Store, AppError> {
+    /// WAL, a busy timeout and foreign keys. A server that cannot be reached
+    /// is tried again a few times; the error says what failed and what to do,
+    /// for the operator starting the gateway.
+    pub(crate) async fn connect(url: &str, options: &StoreOptions) -> Result<Store, String> {
+        let target = connect::Target::parse(url)?;
         let mut connect = ConnectOptions::new(url.to_owned());
         connect
             .max_connections(options.max_connections)
             .min_connections(1)
-            .connect_timeout(Duration::from_secs(10))
+            .connect_timeout(connect::CONNECT_TIMEOUT)
             .acquire_timeout(Duration::from_secs(10))
             .test_before_acquire_if_idle_for(options.ping_idle_after)
             .sqlx_logging(false);
-        let is_sqlite = url.starts_with("sqlite:");
+        let is_sqlite = matches!(target, connect::Target::Sqlite { .. });
         if is_sqlite {
             let busy = options.statement_timeout;
             connect.map_sqlx_sqlite_opts(move |opts| {
@@ -111,7 +115,10 @@ impl Store {
         } else {
             connect.statement_timeout(options.statement_timeout);
         }
-        let mut db = Database::connect(connect).await.map_err(AppError::from)?;
+        target.wait_until_reachable(url).await?;
+        let mut db = Database::connect(connect)
+            .await
+            .map_err(|err| target.explain(&err))?;
         let queries = Arc::new(AtomicU64::new(0));
         let counter = queries.clone();
         db.set_metric_callback(move |_| {
