@@ -90,15 +90,21 @@ fn mint_token(
     Ok(mint(&secret, &spec)?)
 }
 
+/// Logs to standard error: text (coloured only on a terminal, and never with
+/// `NO_COLOR` set) or one JSON object a line.
 fn init_tracing(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = EnvFilter::try_from_env("ACTIONGATE_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn"));
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal() && !no_color)
+            .init(),
+        LogFormat::Json => builder.json().with_ansi(false).init(),
     }
 }
 

@@ -67,6 +67,21 @@ impl RequestId {
     }
 }
 
+/// The name of the operation `request` runs: the one it asks for, or the
+/// only named one of its document (parsed once, by [`Pipeline::check`]).
+/// `None` for an anonymous operation or a document that does not parse.
+pub(crate) fn operation_name(request: &mut Request) -> Option<String> {
+    if let Some(name) = &request.operation_name {
+        return Some(name.clone());
+    }
+    match &request.parsed_query().ok()?.operations {
+        DocumentOperations::Multiple(ops) if ops.len() == 1 => {
+            ops.keys().next().map(|name| name.to_string())
+        }
+        _ => None,
+    }
+}
+
 /// How an operation arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Arrival {

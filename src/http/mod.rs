@@ -30,6 +30,7 @@ use rate_limit::{RateLimiter, RateLimits};
 pub(crate) mod admission;
 mod assets;
 pub(crate) mod graphql;
+pub(crate) mod observe;
 mod pages;
 pub(crate) mod rate_limit;
 pub(crate) mod rest;
@@ -107,7 +108,9 @@ pub(crate) fn router(state: HttpState, options: &HttpOptions) -> Result<Router, 
         Some(cors) => api.layer(cors),
         None => api,
     };
-    Ok(api.merge(pages::router(state)))
+    Ok(api
+        .merge(pages::router(state))
+        .layer(axum::middleware::from_fn(observe::access_log)))
 }
 
 /// The CORS layer for the allowed origins, if any are.

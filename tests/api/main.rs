@@ -13,6 +13,7 @@ mod first_run;
 mod hardening;
 mod http;
 mod invoke;
+mod operations;
 mod pages;
 mod properties;
 mod queries;
