@@ -34,6 +34,7 @@
 //!   providers, and the provider file.
 //! - `events`: status events from the state history to subscribers, with
 //!   resume and catch-up.
+//! - `telemetry`: the metrics every layer records (`/metrics`).
 //! - `error`: the one error type and every code a client can see.
 
 #![warn(unreachable_pub)]
@@ -59,6 +60,7 @@ mod http;
 mod providers;
 mod service;
 mod store;
+mod telemetry;
 
 // What `main`, the integration tests and the bench use.
 pub use auth::dev::{DEV_TENANT, TokenSpec, load_or_create_dev_secret, mint, parse_ttl, role_name};
@@ -107,6 +109,7 @@ impl App {
     /// Connects to and migrates the database, loads the token keys and the
     /// providers, builds the schema and binds the listener.
     pub async fn build(config: Config) -> Result<App, StartError> {
+        telemetry::metrics::install();
         let store = connect_store(&config).await?;
 
         let (keys, dev_secret) = token_keys(&config).await?;

@@ -135,6 +135,7 @@ impl Watcher {
                 .inner
                 .live_count_reads
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            crate::telemetry::metrics::live_count_read();
             match self
                 .hub
                 .store()

@@ -17,6 +17,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::{EventBatch, EventHub, StatusEvent, build_batch};
 use crate::domain::filter::ActionFilter;
 use crate::error::AppError;
+use crate::telemetry::metrics;
 
 /// Events one catch-up read takes.
 const CATCH_UP_PAGE: u64 = 500;
@@ -79,6 +80,7 @@ pub fn watch(
                         cursor = cursor.max(event.seq);
                         own = Some(event.seq);
                         if passes(&filter, event) {
+                            metrics::events_delivered(1);
                             yield Ok(Delivered { event: event.clone(), batch: batch.clone() });
                         }
                     }
@@ -98,6 +100,7 @@ pub fn watch(
                         cursor = event.seq;
                         own = Some(event.seq);
                         if passes(&filter, event) {
+                            metrics::events_delivered(1);
                             yield Ok(Delivered { event: event.clone(), batch: batch.clone() });
                         }
                     }
@@ -107,9 +110,11 @@ pub fn watch(
                 }
                 Err(RecvError::Lagged(_)) => {
                     if hub.head().saturating_sub(cursor) as u64 > max_lag {
+                        metrics::subscriber_too_slow();
                         yield Err(FeedError::TooSlow { cursor: own });
                         return;
                     }
+                    metrics::caught_up_from_database();
                     catch_up = true;
                 }
                 Err(RecvError::Closed) => return,

@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use crate::providers::Providers;
 use crate::store::Store;
+use crate::telemetry::metrics;
 
 mod backoff;
 mod worker;
@@ -188,6 +189,7 @@ impl Executor {
                     Err(err) => warn!(error = %err.for_log(), "claiming due actions"),
                 }
             }
+            metrics::in_flight(workers.len());
             tokio::select! {
                 _ = stop.cancelled() => {}
                 _ = self.context.handle.inner.wake.notified() => {}

@@ -2,7 +2,7 @@
 //! outcome with the claim's fence.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -16,6 +16,7 @@ use crate::domain::status::ActionStatus;
 use crate::error::AppError;
 use crate::providers::{CODE_PROVIDER_ERROR, CODE_TIMEOUT, Job, Provider, ProviderError};
 use crate::store::{AfterWork, Claim, Work};
+use crate::telemetry::metrics::{self, CallOutcome};
 
 /// Runs the claimed work and records how it ended.
 pub(super) async fn run(context: Arc<Context>, claim: Claim) {
@@ -38,6 +39,7 @@ pub(super) async fn run(context: Arc<Context>, claim: Claim) {
                 context.handle.wake();
             }
             Ok(AfterWork::LostLease) => {
+                metrics::lease_lost();
                 warn!("the lease was taken over; this attempt's result is discarded")
             }
             Err(err) => {
@@ -59,10 +61,20 @@ async fn execute(context: &Context, claim: &Claim) -> Result<AfterWork, AppError
     };
     let stop = context.handle.register(lease.action_id, lease.token);
     let timeout = timeout_of(context, claim);
+    let started = Instant::now();
     let result = tokio::select! {
         result = tokio::time::timeout(timeout, provider.execute(&job)) => Some(result),
         _ = stop.cancelled() => None,
     };
+    if let Some(result) = &result {
+        record_call(
+            context,
+            claim,
+            Work::Execute,
+            result.as_ref().map(|r| r.as_ref().map(|_| ())),
+            started,
+        );
+    }
     context.handle.unregister(lease.action_id, lease.token);
     match result {
         None => {
@@ -111,12 +123,20 @@ async fn revert(context: &Context, claim: &Claim) -> Result<AfterWork, AppError>
         }
     }
     let timeout = timeout_of(context, claim);
-    match tokio::time::timeout(
+    let started = Instant::now();
+    let result = tokio::time::timeout(
         timeout,
         provider.revert(&job, claim.provider_reference.as_deref()),
     )
-    .await
-    {
+    .await;
+    record_call(
+        context,
+        claim,
+        Work::Revert,
+        result.as_ref().map(|r| r.as_ref().map(|_| ())),
+        started,
+    );
+    match result {
         Ok(Ok(())) => {
             info!("reverted");
             store.record_reverted(lease, from, None).await
@@ -159,6 +179,7 @@ async fn failed(
     }
     let mut info: ErrorInfo = error.info();
     if matches!(error, ProviderError::Transient { .. }) {
+        metrics::attempts_exhausted(work_label(work));
         info.message = format!("gave up after {attempts} attempts: {}", info.message);
     }
     match work {
@@ -173,6 +194,41 @@ async fn failed(
                 .record_revert_failed(&claim.lease, claim.action.status, &info)
                 .await
         }
+    }
+}
+
+/// Counts and times one provider call: `result` is `Err` when it timed out.
+fn record_call<E>(
+    context: &Context,
+    claim: &Claim,
+    work: Work,
+    result: Result<Result<(), &ProviderError>, &E>,
+    started: Instant,
+) {
+    let attempts = claim.attempts.max(1) as u32;
+    let may_retry = attempts < context.options.max_attempts;
+    let (outcome, code) = match result {
+        Ok(Ok(())) => (CallOutcome::Ok, None),
+        Ok(Err(error @ ProviderError::Transient { .. })) if may_retry => {
+            (CallOutcome::Retry, Some(error.info().code))
+        }
+        Ok(Err(error)) => (CallOutcome::Failed, Some(error.info().code)),
+        Err(_elapsed) if may_retry => (CallOutcome::Retry, Some(CODE_TIMEOUT)),
+        Err(_elapsed) => (CallOutcome::Failed, Some(CODE_TIMEOUT)),
+    };
+    metrics::provider_call(
+        &claim.action.vendor.provider,
+        work_label(work),
+        outcome,
+        code,
+        started.elapsed(),
+    );
+}
+
+fn work_label(work: Work) -> &'static str {
+    match work {
+        Work::Execute => "execute",
+        Work::Revert => "revert",
     }
 }
 

@@ -9,7 +9,7 @@
 //! request, the caller's rate limits, the response format).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::{Request, Response, ServerError, Value};
@@ -24,6 +24,7 @@ use super::loaders::RequestLoaders;
 use crate::auth::Principal;
 use crate::error::codes;
 use crate::service::Services;
+use crate::telemetry::metrics;
 
 /// A GraphQL request as JSON: the body of a POST (per the GraphQL-over-HTTP
 /// spec) and the payload of a WebSocket `subscribe`.
@@ -67,18 +68,46 @@ impl RequestId {
     }
 }
 
-/// The name of the operation `request` runs: the one it asks for, or the
-/// only named one of its document (parsed once, by [`Pipeline::check`]).
-/// `None` for an anonymous operation or a document that does not parse.
-pub(crate) fn operation_name(request: &mut Request) -> Option<String> {
-    if let Some(name) = &request.operation_name {
-        return Some(name.clone());
-    }
-    match &request.parsed_query().ok()?.operations {
-        DocumentOperations::Multiple(ops) if ops.len() == 1 => {
-            ops.keys().next().map(|name| name.to_string())
-        }
-        _ => None,
+/// Which operation `request` runs, for logs and metrics.
+#[derive(Clone, Debug)]
+pub(crate) struct OperationLabel {
+    /// `query`, `mutation` or `subscription`; `unknown` when the document
+    /// does not parse or names no operation that it has.
+    pub kind: &'static str,
+    /// The operation's name as the client gave it; `None` when anonymous.
+    pub name: Option<String>,
+}
+
+impl OperationLabel {
+    /// The operation `request` asks for, or the only one of its document
+    /// (parsed once: [`Pipeline::check`] parsed it already).
+    pub(crate) fn of(request: &mut Request) -> OperationLabel {
+        let asked = request.operation_name.clone();
+        let Ok(document) = request.parsed_query() else {
+            return OperationLabel {
+                kind: "unknown",
+                name: asked,
+            };
+        };
+        let (ty, name) = match &document.operations {
+            DocumentOperations::Single(op) => (Some(op.node.ty), asked),
+            DocumentOperations::Multiple(ops) => match asked {
+                Some(name) => (ops.get(name.as_str()).map(|op| op.node.ty), Some(name)),
+                None if ops.len() == 1 => ops
+                    .iter()
+                    .next()
+                    .map(|(name, op)| (Some(op.node.ty), Some(name.to_string())))
+                    .unwrap_or((None, None)),
+                None => (None, None),
+            },
+        };
+        let kind = match ty {
+            Some(OperationType::Query) => "query",
+            Some(OperationType::Mutation) => "mutation",
+            Some(OperationType::Subscription) => "subscription",
+            None => "unknown",
+        };
+        OperationLabel { kind, name }
     }
 }
 
@@ -203,18 +232,23 @@ impl Pipeline {
     /// Runs a checked request to its one response, within the deadline.
     pub(crate) async fn execute(
         &self,
-        request: Request,
+        mut request: Request,
         principal: Principal,
         request_id: RequestId,
     ) -> Result<Executed, DeadlinePassed> {
+        let operation = OperationLabel::of(&mut request);
+        let started = Instant::now();
         let request = self.attach(request, principal, request_id);
-        match tokio::time::timeout(self.request_timeout, self.schema.execute(request)).await {
-            Ok(response) => Ok(label(response, request_id)),
-            Err(_) => {
-                tracing::warn!(timeout = ?self.request_timeout, "request deadline passed");
-                Err(DeadlinePassed)
-            }
-        }
+        let executed =
+            match tokio::time::timeout(self.request_timeout, self.schema.execute(request)).await {
+                Ok(response) => Ok(label(response, request_id)),
+                Err(_) => {
+                    tracing::warn!(timeout = ?self.request_timeout, "request deadline passed");
+                    Err(DeadlinePassed)
+                }
+            };
+        record(&operation, "http", &executed, started);
+        executed
     }
 
     /// Runs a checked request of type `kind` as a stream of responses: one
@@ -222,11 +256,14 @@ impl Pipeline {
     /// subscription, which waits for events as long as it lives.
     pub(crate) fn execute_stream(
         &self,
-        request: Request,
+        mut request: Request,
         principal: Principal,
         request_id: RequestId,
         kind: Option<OperationType>,
     ) -> impl Stream<Item = Result<Executed, DeadlinePassed>> + Send + 'static {
+        let operation = OperationLabel::of(&mut request);
+        let started = Instant::now();
+        let mut recorded = false;
         let mut responses = self
             .schema
             .execute_stream(self.attach(request, principal, request_id));
@@ -238,6 +275,7 @@ impl Pipeline {
                         Ok(next) => next,
                         Err(_) => {
                             tracing::warn!(timeout = ?limit, "request deadline passed");
+                            record(&operation, "websocket", &Err(DeadlinePassed), started);
                             yield Err(DeadlinePassed);
                             return;
                         }
@@ -245,7 +283,14 @@ impl Pipeline {
                     None => responses.next().await,
                 };
                 let Some(response) = next else { return };
-                yield Ok(label(response, request_id));
+                let executed = Ok(label(response, request_id));
+                if !recorded {
+                    // A subscription is timed to its first response; it then
+                    // lives as long as its client wants.
+                    record(&operation, "websocket", &executed, started);
+                    recorded = true;
+                }
+                yield executed;
             }
         }
     }
@@ -256,6 +301,34 @@ impl Pipeline {
         let loaders = RequestLoaders::new(&self.services.store, &principal.tenant_id);
         request.data(principal).data(loaders).data(request_id)
     }
+}
+
+/// Counts and times an operation by its outcome and error codes.
+fn record(
+    operation: &OperationLabel,
+    transport: &'static str,
+    executed: &Result<Executed, DeadlinePassed>,
+    started: Instant,
+) {
+    let codes: Vec<&str> = match executed {
+        Ok(executed) => executed
+            .response
+            .errors
+            .iter()
+            .filter_map(|error| match error.extensions.as_ref()?.get("code") {
+                Some(Value::String(code)) => Some(code.as_str()),
+                _ => None,
+            })
+            .collect(),
+        Err(DeadlinePassed) => vec![codes::TIMEOUT],
+    };
+    metrics::graphql_operation(
+        transport,
+        operation.kind,
+        operation.name.as_deref(),
+        &codes,
+        started.elapsed(),
+    );
 }
 
 fn label(mut response: Response, request_id: RequestId) -> Executed {

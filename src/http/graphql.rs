@@ -13,14 +13,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
-use async_graphql::parser::types::OperationType;
-
 use super::HttpState;
 use super::admission::{admit, refusal_status};
-use super::observe::OperationLabel;
 use crate::auth::Principal;
 use crate::error::codes;
-use crate::graphql::execute::{Arrival, GraphqlBody, Refusal, RequestId};
+use crate::graphql::execute::{Arrival, GraphqlBody, OperationLabel, Refusal, RequestId};
+use crate::telemetry::metrics;
 
 /// The media type of the GraphQL-over-HTTP spec.
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -172,11 +170,11 @@ async fn execute(
     request_id: RequestId,
     arrival: Arrival,
 ) -> Response {
-    let kind = match admit(state, &principal, &mut request, arrival) {
-        Ok(kind) => kind,
-        Err(refusal) => return refusal_response(&refusal, request_id),
-    };
-    let label = operation_label(&mut request, kind);
+    if let Err(refusal) = admit(state, &principal, &mut request, arrival) {
+        metrics::operation_refused(refusal.code);
+        return refusal_response(&refusal, request_id);
+    }
+    let label = OperationLabel::of(&mut request);
     let Ok(executed) = state.graphql.execute(request, principal, request_id).await else {
         return error_response(
             StatusCode::GATEWAY_TIMEOUT,
@@ -205,26 +203,9 @@ async fn execute(
         header::CONTENT_TYPE,
         HeaderValue::from_static(format.content_type()),
     );
-    if let Some(label) = label {
-        http.extensions_mut().insert(label);
-    }
+    // For the access log.
+    http.extensions_mut().insert(label);
     http.with_request_id(request_id)
-}
-
-/// Which operation runs, for the access log and the metrics.
-fn operation_label(
-    request: &mut async_graphql::Request,
-    kind: Option<OperationType>,
-) -> Option<OperationLabel> {
-    let kind = match kind? {
-        OperationType::Query => "query",
-        OperationType::Mutation => "mutation",
-        OperationType::Subscription => "subscription",
-    };
-    Some(OperationLabel {
-        kind,
-        name: crate::graphql::execute::operation_name(request),
-    })
 }
 
 fn is_json_content_type(headers: &HeaderMap) -> bool {

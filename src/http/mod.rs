@@ -25,6 +25,7 @@ use crate::auth::dev::DevTokens;
 use crate::graphql::Pipeline;
 use crate::graphql::limits::OperationLimits;
 use crate::service::Services;
+use crate::telemetry;
 use rate_limit::{RateLimiter, RateLimits};
 
 pub(crate) mod admission;
@@ -164,17 +165,17 @@ async fn readyz(State(state): State<HttpState>) -> Response {
     }
 }
 
-/// Counters in the Prometheus text format.
+/// Every metric in the Prometheus text format (see `telemetry::metrics`).
 async fn metrics(State(state): State<HttpState>) -> Response {
-    let body = format!(
-        "# HELP actiongate_db_queries_total Database statements executed.\n\
-         # TYPE actiongate_db_queries_total counter\n\
-         actiongate_db_queries_total {}\n\
-         # HELP actiongate_live_count_reads_total Reads of counts by live-count watchers.\n\
-         # TYPE actiongate_live_count_reads_total counter\n\
-         actiongate_live_count_reads_total {}\n",
-        state.services.store.queries_executed(),
-        state.services.events.live_count_reads()
-    );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+    let (in_use, idle, max) = state.services.store.pool_state();
+    telemetry::metrics::db_pool(in_use, idle, max);
+    let body = telemetry::metrics::render();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
 }

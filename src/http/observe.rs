@@ -3,6 +3,7 @@
 //! GraphQL operation's type and name, the status, the duration and the
 //! request id — never the token, the query text or the variables.
 //!
+//! It also counts and times the request (`actiongate_http_requests_total`).
 //! The GraphQL handlers tell this layer which operation ran by putting an
 //! [`OperationLabel`] in the response's extensions.
 
@@ -12,14 +13,8 @@ use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 
-/// The operation a GraphQL response answered, as the access log shows it.
-#[derive(Clone, Debug)]
-pub(crate) struct OperationLabel {
-    /// `query`, `mutation` or `subscription`.
-    pub kind: &'static str,
-    /// The operation's name as the client gave it (`-` when anonymous).
-    pub name: Option<String>,
-}
+use crate::graphql::execute::OperationLabel;
+use crate::telemetry::metrics;
 
 /// Logs one line per request once its response is ready.
 pub(crate) async fn access_log(request: Request, next: Next) -> Response {
@@ -29,6 +24,7 @@ pub(crate) async fn access_log(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let elapsed = started.elapsed();
     let label = response.extensions().get::<OperationLabel>();
+    metrics::http_request(&route, method.as_str(), response.status().as_u16(), elapsed);
     let request_id = response
         .headers()
         .get("x-request-id")

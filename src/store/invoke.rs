@@ -17,6 +17,7 @@ use crate::domain::action::{Action, Actor, NewAction};
 use crate::domain::status::ActionStatus;
 use crate::domain::time::{self, to_micros};
 use crate::error::AppError;
+use crate::telemetry::metrics;
 
 /// What `invoke` did.
 #[derive(Debug)]
@@ -96,6 +97,8 @@ impl Store {
                 .ok_or_else(|| AppError::internal("idempotency conflict without a row"))?;
             return replay_or_conflict(existing, new);
         }
+        metrics::action_invoked(new.definition.name, &new.vendor.provider);
+        metrics::action_transition(ActionStatus::NotStarted.as_str());
         Ok(Invoked::Created(action))
     }
 

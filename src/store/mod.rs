@@ -123,6 +123,7 @@ impl Store {
         let counter = queries.clone();
         db.set_metric_callback(move |_| {
             counter.fetch_add(1, Ordering::Relaxed);
+            crate::telemetry::metrics::db_query();
         });
         info!(backend = ?db.get_database_backend(), "database connected");
         Ok(Store {
@@ -148,6 +149,29 @@ impl Store {
             _ => migrations::Migrator::up(&self.db, None).await?,
         }
         Ok(())
+    }
+
+    /// Connections of the pool: in use, idle, and the most it opens.
+    pub(crate) fn pool_state(&self) -> (u32, u32, u32) {
+        let (size, idle, max) = match self.backend() {
+            DbBackend::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                (
+                    pool.size(),
+                    pool.num_idle() as u32,
+                    pool.options().get_max_connections(),
+                )
+            }
+            _ => {
+                let pool = self.db.get_sqlite_connection_pool();
+                (
+                    pool.size(),
+                    pool.num_idle() as u32,
+                    pool.options().get_max_connections(),
+                )
+            }
+        };
+        (size.saturating_sub(idle), idle, max)
     }
 
     /// Whether the database answers.
@@ -176,7 +200,10 @@ impl Store {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             ..TransactionOptions::default()
         };
-        Ok(self.db.begin_with_options(options).await?)
+        let asked = std::time::Instant::now();
+        let txn = self.db.begin_with_options(options).await?;
+        crate::telemetry::metrics::db_acquired(asked.elapsed());
+        Ok(txn)
     }
 
     /// Commits a transaction that appended state rows and wakes the relay.

@@ -55,6 +55,8 @@ impl Store {
         };
         let notices = &self.notices;
         let mut delay = Duration::from_millis(100);
+        // After the first connection, every one is a reconnect.
+        let mut reconnecting = false;
         while !stop.is_cancelled() {
             let connected = async {
                 let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
@@ -80,6 +82,10 @@ impl Store {
                 channel = EVENTS_CHANNEL,
                 "listening for events of other replicas"
             );
+            if reconnecting {
+                crate::telemetry::metrics::listener_reconnected();
+            }
+            reconnecting = true;
             delay = Duration::from_millis(100);
             // Whatever was announced while not listening is read by cursor.
             notices.events.notify_one();

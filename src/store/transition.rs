@@ -35,6 +35,7 @@ use super::sql::{join, only_if_any};
 use crate::domain::action::{Actor, ErrorInfo};
 use crate::domain::status::ActionStatus;
 use crate::error::AppError;
+use crate::telemetry::metrics;
 
 /// `actions.work` when the action is to be executed.
 pub(crate) const WORK_EXECUTE: &str = "execute";
@@ -145,6 +146,7 @@ impl Transition {
             .await?;
         let applied = result.rows_affected() == 1;
         if applied {
+            metrics::action_transition(self.to.as_str());
             store.states_appended.notify_one();
         }
         Ok(applied)
@@ -211,6 +213,7 @@ impl Transition {
         state::Entity::insert(state)
             .exec_without_returning(txn)
             .await?;
+        metrics::action_transition(self.to.as_str());
         Ok(true)
     }
 }

@@ -26,6 +26,7 @@ use crate::domain::action::{Action, Actor, ErrorInfo, Parameter};
 use crate::domain::status::ActionStatus;
 use crate::domain::time::{self, to_micros};
 use crate::error::AppError;
+use crate::telemetry::metrics;
 
 /// What a claimed action is to have done to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +110,7 @@ impl Store {
             .column(action::Column::Id)
             .column(action::Column::Status)
             .column(action::Column::TenantId)
+            .column(action::Column::LeaseOwner)
             .filter(action::Column::Work.is_not_null())
             .filter(action::Column::DueAt.lte(now))
             .order_by_asc(action::Column::DueAt)
@@ -117,12 +119,14 @@ impl Store {
             QuerySelect::query(&mut due)
                 .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
         }
-        let due: Vec<(Uuid, String, String)> = due.into_tuple().all(&txn).await?;
+        let due: Vec<(Uuid, String, String, Option<String>)> = due.into_tuple().all(&txn).await?;
         if due.is_empty() {
             txn.rollback().await?;
             return Ok(Vec::new());
         }
-        let ids: Vec<Uuid> = due.iter().map(|(id, _, _)| *id).collect();
+        let ids: Vec<Uuid> = due.iter().map(|(id, ..)| *id).collect();
+        // A lease still set on due work expired: its holder died or stalled.
+        let taken_over = due.iter().filter(|(.., owner)| owner.is_some()).count();
         let starts = Expr::col(action::Column::Status)
             .eq(ActionStatus::NotStarted.as_str())
             .and(Expr::col(action::Column::Work).eq(WORK_EXECUTE));
@@ -154,8 +158,8 @@ impl Store {
             .await?;
         let started: Vec<state::ActiveModel> = due
             .iter()
-            .filter(|(_, status, _)| status == ActionStatus::NotStarted.as_str())
-            .map(|(id, _, tenant)| {
+            .filter(|(_, status, ..)| status == ActionStatus::NotStarted.as_str())
+            .map(|(id, _, tenant, _)| {
                 state_row(
                     *id,
                     &Actor::executor(tenant),
@@ -166,6 +170,7 @@ impl Store {
                 )
             })
             .collect();
+        let started_count = started.len();
         if !started.is_empty() {
             state::Entity::insert_many(started)
                 .exec_without_returning(&txn)
@@ -188,7 +193,10 @@ impl Store {
                 .or_default()
                 .push(row.into());
         }
+        let starting = started_count;
         self.commit_appended(txn).await?;
+        metrics::claimed(rows.len(), taken_over);
+        metrics::action_transitions(ActionStatus::Running.as_str(), starting);
         rows.into_iter()
             .filter_map(|row| {
                 let work = Work::from_stored(row.work.as_deref())?;

@@ -124,3 +124,209 @@ async fn text_logs_written_to_a_pipe_carry_no_colour_codes() {
     assert!(logs.contains("request"), "the access log line: {logs}");
     assert!(!logs.contains('\u{1b}'), "ANSI escape codes in {logs:?}");
 }
+
+/// The samples of a Prometheus text page: `name{labels}` → value.
+fn samples(page: &str) -> std::collections::HashMap<String, f64> {
+    page.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            Some((series.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The sum of every sample of `family` whose labels include all of `labels`.
+fn total(samples: &std::collections::HashMap<String, f64>, family: &str, labels: &[&str]) -> f64 {
+    samples
+        .iter()
+        .filter(|(series, _)| {
+            let name = series.split('{').next().unwrap_or_default();
+            name == family && labels.iter().all(|label| series.contains(label))
+        })
+        .map(|(_, value)| value)
+        .sum()
+}
+
+async fn metrics_families_move_with_traffic(backend: crate::helpers::Backend) {
+    use crate::helpers::{TestApp, writer};
+    use crate::ws_client::{TRANSPORT, WATCH, WsClient};
+
+    let app = TestApp::builder(backend)
+        .with_executor()
+        .configure(|c| c.http.limits.max_aliases = 2)
+        .spawn()
+        .await;
+    let token = writer("tenant-metrics");
+    let before = samples(&app.get_text("/metrics").await);
+
+    let listed = app
+        .gql(
+            &token,
+            "query ListForMetrics { actions(first: 5) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    crate::helpers::assert_no_errors(&listed);
+    let id = app.invoke(&token, "blockIp", "ip", "192.0.2.55").await;
+    app.wait_for_status(&token, &id, "COMPLETED").await;
+    let invalid = app.gql(&token, "{ nope }", json!({})).await;
+    assert_eq!(
+        crate::helpers::error_code(&invalid),
+        "GRAPHQL_VALIDATION_FAILED"
+    );
+    let refused = app
+        .gql(
+            &token,
+            "{ a: actionCatalog { name } b: actionCatalog { name } c: actionCatalog { name } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(crate::helpers::error_code(&refused), "TOO_MANY_ALIASES");
+    let mut socket = WsClient::connect(&app, TRANSPORT, &token).await;
+    let attached = app.events.subscribers();
+    socket.subscribe("watch", WATCH, json!({})).await;
+    crate::helpers::eventually("the subscription to attach", || async {
+        app.events.subscribers() > attached
+    })
+    .await;
+
+    let page = app.get_text("/metrics").await;
+    let after = samples(&page);
+    let moved = |family: &str, labels: &[&str]| {
+        total(&after, family, labels) - total(&before, family, labels)
+    };
+    assert!(
+        moved(
+            "actiongate_http_requests_total",
+            &["route=\"/graphql\"", "method=\"POST\"", "status=\"200\""]
+        ) >= 4.0,
+        "{page}"
+    );
+    assert!(
+        moved(
+            "actiongate_http_request_duration_seconds_count",
+            &["route=\"/graphql\""]
+        ) >= 4.0,
+        "{page}"
+    );
+    assert!(
+        moved(
+            "actiongate_graphql_operations_total",
+            &[
+                "type=\"query\"",
+                "name=\"ListForMetrics\"",
+                "outcome=\"ok\""
+            ]
+        ) >= 1.0,
+        "{page}"
+    );
+    assert!(
+        moved(
+            "actiongate_graphql_operations_total",
+            &["type=\"mutation\"", "name=\"anonymous\""]
+        ) >= 1.0,
+        "{page}"
+    );
+    assert!(
+        moved(
+            "actiongate_graphql_operation_duration_seconds_bucket",
+            &["name=\"ListForMetrics\"", "le=\"+Inf\""]
+        ) >= 1.0,
+        "{page}"
+    );
+    assert!(
+        moved(
+            "actiongate_graphql_errors_total",
+            &["code=\"GRAPHQL_VALIDATION_FAILED\""]
+        ) >= 1.0,
+        "{page}"
+    );
+    assert!(
+        moved(
+            "actiongate_operations_refused_total",
+            &["code=\"TOO_MANY_ALIASES\""]
+        ) >= 1.0,
+        "{page}"
+    );
+    assert!(
+        moved(
+            "actiongate_actions_invoked_total",
+            &["action=\"blockIp\"", "provider=\"blocklist\""]
+        ) >= 1.0,
+        "{page}"
+    );
+    for status in ["NotStarted", "Running", "Completed"] {
+        let label = format!("status=\"{status}\"");
+        assert!(
+            moved("actiongate_action_transitions_total", &[&label]) >= 1.0,
+            "{status}: {page}"
+        );
+    }
+    assert!(
+        moved(
+            "actiongate_provider_calls_total",
+            &[
+                "provider=\"blocklist\"",
+                "work=\"execute\"",
+                "outcome=\"ok\""
+            ]
+        ) >= 1.0,
+        "{page}"
+    );
+    assert!(
+        moved(
+            "actiongate_provider_call_duration_seconds_count",
+            &["provider=\"blocklist\""]
+        ) >= 1.0,
+        "{page}"
+    );
+    assert!(
+        moved("actiongate_executor_claims_total", &[]) >= 1.0,
+        "{page}"
+    );
+    assert!(moved("actiongate_db_queries_total", &[]) >= 1.0, "{page}");
+    assert!(
+        moved("actiongate_db_acquire_duration_seconds_count", &[]) >= 1.0,
+        "{page}"
+    );
+    assert!(
+        total(&after, "actiongate_ws_connections", &[]) >= 1.0,
+        "{page}"
+    );
+    assert!(
+        total(&after, "actiongate_subscriptions_active", &[]) >= 1.0,
+        "{page}"
+    );
+    assert!(
+        total(&after, "actiongate_db_pool_max_connections", &[]) >= 1.0,
+        "{page}"
+    );
+    assert!(
+        page.contains("# TYPE actiongate_executor_in_flight gauge"),
+        "{page}"
+    );
+    for family in [
+        "actiongate_executor_leases_lost_total",
+        "actiongate_executor_lease_takeovers_total",
+        "actiongate_executor_attempts_exhausted_total",
+        "actiongate_events_fanned_out_total",
+        "actiongate_subscription_catch_ups_total",
+        "actiongate_subscriptions_too_slow_total",
+        "actiongate_listener_reconnects_total",
+    ] {
+        assert!(
+            page.contains(&format!("# HELP {family} ")),
+            "{family} is described: {page}"
+        );
+    }
+    assert!(
+        !page.contains("tenant-metrics"),
+        "a tenant in the labels: {page}"
+    );
+    assert!(!page.contains(&id), "an action id in the labels");
+    assert!(!page.contains("192.0.2.55"), "an indicator in the labels");
+    socket.close().await;
+}
+
+crate::on_both_backends!(metrics_families_move_with_traffic);

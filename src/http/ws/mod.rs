@@ -35,6 +35,7 @@ use super::graphql::error_response;
 use crate::auth::Principal;
 use crate::error::codes;
 use crate::graphql::execute::{Arrival, DeadlinePassed, GraphqlBody, RequestId};
+use crate::telemetry::metrics;
 use protocol::{Close, LEGACY_WS, Protocol, TRANSPORT_WS, complete, connection_ack, pong};
 
 mod protocol;
@@ -78,6 +79,22 @@ impl Default for WsOptions {
     }
 }
 
+/// Adds one to a gauge while it lives (open connections, subscriptions).
+struct Counted(fn(f64));
+
+impl Counted {
+    fn new(gauge: fn(f64)) -> Counted {
+        gauge(1.0);
+        Counted(gauge)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        (self.0)(-1.0);
+    }
+}
+
 /// A connection slot, given back when the connection ends.
 struct Slot(Arc<AtomicUsize>);
 
@@ -108,6 +125,7 @@ pub(crate) async fn upgrade(State(state): State<HttpState>, ws: WebSocketUpgrade
         .max_frame_size(MAX_MESSAGE)
         .on_upgrade(move |socket| async move {
             let _slot = slot;
+            let _open = Counted::new(metrics::ws_connections);
             let pending_slot = Some(pending_slot);
             let protocol = Protocol::negotiated(socket.protocol().and_then(|p| p.to_str().ok()));
             let id = Uuid::now_v7();
@@ -370,6 +388,7 @@ impl Connection {
                     match admit(&self.state, principal, &mut request, Arrival::WebSocket) {
                         Ok(operation) => operation,
                         Err(refusal) => {
+                            metrics::operation_refused(refusal.code);
                             let refused = self.protocol.error(&id, refusal.code, &refusal.message);
                             self.send(refused).await;
                             return Ok(());
@@ -413,6 +432,8 @@ async fn run_operation(
     principal: Principal,
     outbox: mpsc::Sender<String>,
 ) -> String {
+    let _running =
+        (kind == Some(OperationType::Subscription)).then(|| Counted::new(metrics::subscriptions));
     let mut responses = std::pin::pin!(state.graphql.execute_stream(
         request,
         principal,
