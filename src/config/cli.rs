@@ -307,6 +307,15 @@ pub struct Settings {
     /// (@odata.nextLink, Location); unset: http:// and the request's Host.
     #[arg(long, env = "ACTIONGATE_PUBLIC_URL", value_parser = parse_public_url, global = true)]
     pub public_url: Option<String>,
+    /// Request headers CORS allows, comma-separated (with allowed origins).
+    #[arg(
+        long,
+        env = "ACTIONGATE_CORS_ALLOWED_HEADERS",
+        value_delimiter = ',',
+        default_value = crate::http::DEFAULT_CORS_ALLOWED_HEADERS.join(","),
+        global = true
+    )]
+    pub cors_allowed_headers: Vec<String>,
     /// Schema introspection (and "did you mean" suggestions): on by default
     /// with the development key, off when a real key or issuer is configured.
     #[arg(long, env = "ACTIONGATE_INTROSPECTION", global = true)]

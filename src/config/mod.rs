@@ -169,9 +169,25 @@ impl Config {
                 .filter(|o| !o.is_empty())
                 .collect(),
             public_url: settings.public_url.clone(),
+            cors_allowed_headers: cors_allowed_headers(&settings.cors_allowed_headers),
         };
         config.introspection = settings.introspection;
         Ok(config)
+    }
+}
+
+/// The CORS request headers as given, lower case; the defaults (the flag's
+/// default value) are kept as "none given", as [`HttpOptions::DEFAULT`] has them.
+fn cors_allowed_headers(given: &[String]) -> Vec<String> {
+    let headers: Vec<String> = given
+        .iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .collect();
+    if headers == crate::http::DEFAULT_CORS_ALLOWED_HEADERS {
+        Vec::new()
+    } else {
+        headers
     }
 }
 

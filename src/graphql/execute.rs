@@ -150,6 +150,10 @@ pub(crate) struct Executed {
     /// Whether the operation could not run at all (no data, only errors): a
     /// document that does not parse or validate, or a resolver error at the root.
     pub failed: bool,
+    /// Whether it failed before execution began (the document does not parse
+    /// or validate, or its variables do not fit): the response then has no
+    /// `data` at all, per the GraphQL spec.
+    pub request_error: bool,
 }
 
 /// The operation was still running at the request deadline and was stopped.
@@ -237,11 +241,12 @@ impl Pipeline {
         request_id: RequestId,
     ) -> Result<Executed, DeadlinePassed> {
         let operation = OperationLabel::of(&mut request);
+        let shape = Shape::of(&mut request);
         let started = Instant::now();
         let request = self.attach(request, principal, request_id);
         let executed =
             match tokio::time::timeout(self.request_timeout, self.schema.execute(request)).await {
-                Ok(response) => Ok(label(response, request_id)),
+                Ok(response) => Ok(label(shape.apply(response), request_id)),
                 Err(_) => {
                     tracing::warn!(timeout = ?self.request_timeout, "request deadline passed");
                     Err(DeadlinePassed)
@@ -262,6 +267,7 @@ impl Pipeline {
         kind: Option<OperationType>,
     ) -> impl Stream<Item = Result<Executed, DeadlinePassed>> + Send + 'static {
         let operation = OperationLabel::of(&mut request);
+        let shape = Shape::of(&mut request);
         let started = Instant::now();
         let mut recorded = false;
         let mut responses = self
@@ -283,7 +289,7 @@ impl Pipeline {
                     None => responses.next().await,
                 };
                 let Some(response) = next else { return };
-                let executed = Ok(label(response, request_id));
+                let executed = Ok(label(shape.apply(response), request_id));
                 if !recorded {
                     // A subscription is timed to its first response; it then
                     // lives as long as its client wants.
@@ -300,6 +306,34 @@ impl Pipeline {
     fn attach(&self, request: Request, principal: Principal, request_id: RequestId) -> Request {
         let loaders = RequestLoaders::new(&self.services.store, &principal.tenant_id);
         request.data(principal).data(loaders).data(request_id)
+    }
+}
+
+/// What a response is put in the shape of: the request's document and the
+/// operation it runs (see `order`).
+struct Shape {
+    document: Option<async_graphql::parser::types::ExecutableDocument>,
+    operation_name: Option<String>,
+}
+
+impl Shape {
+    fn of(request: &mut Request) -> Shape {
+        Shape {
+            document: request.parsed_query().ok().cloned(),
+            operation_name: request.operation_name.clone(),
+        }
+    }
+
+    /// Puts the response's fields in selection order.
+    fn apply(&self, mut response: Response) -> Response {
+        if let Some(document) = &self.document {
+            super::order::in_selection_order(
+                &mut response.data,
+                document,
+                self.operation_name.as_deref(),
+            );
+        }
+        response
     }
 }
 
@@ -333,10 +367,16 @@ fn record(
 
 fn label(mut response: Response, request_id: RequestId) -> Executed {
     let failed = response.data == Value::Null && !response.errors.is_empty();
+    // Parse, validation and variable errors belong to no field: no path.
+    let request_error = failed && response.errors.iter().all(|e| e.path.is_empty());
     for error in &mut response.errors {
         label_error(error, failed, request_id);
     }
-    Executed { response, failed }
+    Executed {
+        response,
+        failed,
+        request_error,
+    }
 }
 
 /// Gives every error a stable code: errors from resolvers carry theirs; the

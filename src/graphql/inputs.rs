@@ -72,7 +72,9 @@ impl From<InvokeActionInput> for ActionRequest {
 }
 
 /// Which actions to include. Every field given must hold; a list holds when the
-/// action's value is in it (an empty list matches nothing).
+/// action's value is in it (an empty list matches nothing). Each list (`ids`,
+/// `status`, `name`, `provider`, `and`, `or`) holds at most 100 entries; more
+/// is `BAD_USER_INPUT`.
 #[derive(InputObject, Clone, Debug, Default)]
 #[graphql(name = "ActionFilter")]
 pub(crate) struct ActionFilterInput {

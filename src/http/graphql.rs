@@ -31,8 +31,8 @@ pub(crate) async fn post(
 ) -> Response {
     let request_id = RequestId::fresh();
     let span = tracing::info_span!("graphql", request_id = %request_id.0, method = "POST");
-    async move {
-        let format = ResponseFormat::from_accept(&headers);
+    let format = ResponseFormat::from_accept(&headers);
+    let response = async move {
         if !is_json_content_type(&headers) {
             return error_response(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -94,7 +94,8 @@ pub(crate) async fn post(
         .await
     }
     .instrument(span)
-    .await
+    .await;
+    format.applied_to(response)
 }
 
 /// `GET /graphql?query=…&variables=…&operationName=…`: queries only, so that a
@@ -106,8 +107,8 @@ pub(crate) async fn get(
 ) -> Response {
     let request_id = RequestId::fresh();
     let span = tracing::info_span!("graphql", request_id = %request_id.0, method = "GET");
-    async move {
-        let format = ResponseFormat::from_accept(&headers);
+    let format = ResponseFormat::from_accept(&headers);
+    let response = async move {
         let principal = match authenticate(&state, &headers).await {
             Ok(principal) => principal,
             Err(response) => return response.with_request_id(request_id),
@@ -140,7 +141,8 @@ pub(crate) async fn get(
         execute(&state, request, principal, format, request_id, Arrival::Get).await
     }
     .instrument(span)
-    .await
+    .await;
+    format.applied_to(response)
 }
 
 async fn authenticate(state: &HttpState, headers: &HeaderMap) -> Result<Principal, Response> {
@@ -187,7 +189,12 @@ async fn execute(
         ResponseFormat::GraphqlResponseJson if executed.failed => StatusCode::BAD_REQUEST,
         _ => StatusCode::OK,
     };
-    let body = match serde_json::to_vec(&executed.response) {
+    let body = if executed.request_error {
+        serde_json::to_vec(&serde_json::json!({ "errors": executed.response.errors }))
+    } else {
+        serde_json::to_vec(&executed.response)
+    };
+    let body = match body {
         Ok(body) => body,
         Err(_) => {
             return error_response(
@@ -245,6 +252,23 @@ impl ResponseFormat {
         } else {
             ResponseFormat::Json
         }
+    }
+
+    /// A response answered before execution (401, 413, 415, …) in the media
+    /// type the client accepts, so a client that asked for
+    /// `application/graphql-response+json` reads its errors too.
+    fn applied_to(self, mut response: Response) -> Response {
+        let is_json = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes() == b"application/json");
+        if is_json {
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(self.content_type()),
+            );
+        }
+        response
     }
 
     fn content_type(self) -> &'static str {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
@@ -74,7 +74,22 @@ pub struct HttpOptions {
     /// The absolute URL clients reach the gateway at (scheme, host, port,
     /// any path prefix), for the links of the Graph face.
     pub public_url: Option<String>,
+    /// Request headers CORS allows; empty: [`DEFAULT_CORS_ALLOWED_HEADERS`].
+    pub cors_allowed_headers: Vec<String>,
 }
+
+/// The request headers CORS allows unless told otherwise: the token, the
+/// body's and the response's types, Graph's `client-request-id`, and W3C
+/// trace context, so a browser
+/// client can carry its trace into the gateway.
+pub(crate) const DEFAULT_CORS_ALLOWED_HEADERS: [&str; 6] = [
+    "authorization",
+    "content-type",
+    "accept",
+    "client-request-id",
+    "traceparent",
+    "tracestate",
+];
 
 impl HttpOptions {
     /// The defaults, also those of the command line.
@@ -85,6 +100,7 @@ impl HttpOptions {
         request_timeout: Duration::from_secs(30),
         cors_origins: Vec::new(),
         public_url: None,
+        cors_allowed_headers: Vec::new(),
     };
 }
 
@@ -105,7 +121,7 @@ pub(crate) fn router(state: HttpState, options: &HttpOptions) -> Result<Router, 
         .merge(rest::routes())
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
         .with_state(state.clone());
-    let api = match cors(&options.cors_origins)? {
+    let api = match cors(&options.cors_origins, &options.cors_allowed_headers)? {
         Some(cors) => api.layer(cors),
         None => api,
     };
@@ -115,7 +131,7 @@ pub(crate) fn router(state: HttpState, options: &HttpOptions) -> Result<Router, 
 }
 
 /// The CORS layer for the allowed origins, if any are.
-fn cors(origins: &[String]) -> Result<Option<CorsLayer>, String> {
+fn cors(origins: &[String], headers: &[String]) -> Result<Option<CorsLayer>, String> {
     if origins.is_empty() {
         return Ok(None);
     }
@@ -132,12 +148,7 @@ fn cors(origins: &[String]) -> Result<Option<CorsLayer>, String> {
         CorsLayer::new()
             .allow_origin(allow)
             .allow_methods([Method::GET, Method::POST])
-            .allow_headers([
-                header::AUTHORIZATION,
-                header::CONTENT_TYPE,
-                header::ACCEPT,
-                rest::errors::CLIENT_REQUEST_ID,
-            ])
+            .allow_headers(allowed_headers(headers)?)
             .expose_headers([
                 header::LOCATION,
                 header::RETRY_AFTER,
@@ -147,6 +158,22 @@ fn cors(origins: &[String]) -> Result<Option<CorsLayer>, String> {
             .allow_credentials(false)
             .max_age(Duration::from_secs(600)),
     ))
+}
+
+/// The allowed request headers, checked.
+fn allowed_headers(headers: &[String]) -> Result<Vec<HeaderName>, String> {
+    let named: Vec<&str> = if headers.is_empty() {
+        DEFAULT_CORS_ALLOWED_HEADERS.to_vec()
+    } else {
+        headers.iter().map(String::as_str).collect()
+    };
+    named
+        .into_iter()
+        .map(|h| {
+            HeaderName::from_bytes(h.as_bytes())
+                .map_err(|_| format!("'{h}' is not a header name (--cors-allowed-headers)"))
+        })
+        .collect()
 }
 
 /// The process is up.
