@@ -43,11 +43,7 @@ crate::on_both_backends!(actions_survive_a_restart_and_are_shared_by_instances_o
 /// Pooled connections are not pinged before every statement (only once idle
 /// for a while); still, when the server closes them all, no request fails:
 /// they are found broken and replaced.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_connections_the_server_closed_while_idle_are_replaced() {
-    let Some(backend) = Backend::postgres() else {
-        return;
-    };
+async fn postgres_connections_the_server_closed_while_idle_are_replaced(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let token = writer("tenant-a");
     let id = app.block_ip(&token, "10.6.0.1").await["id"].clone();
@@ -76,3 +72,5 @@ async fn postgres_connections_the_server_closed_while_idle_are_replaced() {
         assert_eq!(body["data"]["action"]["id"], id);
     }
 }
+
+crate::on_postgres!(postgres_only: postgres_connections_the_server_closed_while_idle_are_replaced);
