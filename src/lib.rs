@@ -21,11 +21,11 @@
 //! - `graphql`: the schema, its input and output types, batch loaders,
 //!   document limits, and the one request pipeline (`execute`) both transports
 //!   run operations through.
-//! - `service`: the shared services, and invoke and cancel with their role
-//!   checks, used alike by every face.
+//! - `service`: the shared services, invoke (one or in bulk) and cancel with
+//!   their role checks, used alike by every face, and the rate limits.
 //! - `http`: the axum router and the transports: GraphQL over HTTP and over
-//!   WebSocket, the Microsoft Graph REST face under `/beta` (`rest`), rate
-//!   limits, GraphiQL, health and metrics.
+//!   WebSocket, the Microsoft Graph REST face under `/beta` (`rest`), the
+//!   admission of requests, GraphiQL, health and metrics.
 //! - `auth`: bearer token → the caller (`Principal`); key sources; the
 //!   development key.
 //! - `executor`: claims due actions and carries them out on their providers,
@@ -70,8 +70,8 @@ pub use config::{Config, TokenKeys};
 pub use domain::time::parse_duration;
 pub use events::{EventHub, cursor as event_cursor, feed as event_feed};
 pub use graphql::sdl;
-pub use http::rate_limit::{Rate, RateLimits};
 pub use providers::config::ProvidersFile;
+pub use service::rate_limit::{Rate, RateLimits};
 pub use store::{CounterDrift, Store};
 
 // What the bench's seeder writes, named as the gateway names it.
@@ -85,9 +85,9 @@ use auth::dev::DevTokens;
 use auth::{Authenticator, KeySource, TokenRules};
 use executor::{Executor, ExecutorHandle};
 use http::HttpState;
-use http::rate_limit::RateLimiter;
 use providers::Providers;
 use service::Services;
+use service::rate_limit::RateLimiter;
 
 /// Why the gateway could not start.
 pub type StartError = Box<dyn std::error::Error + Send + Sync>;
@@ -156,6 +156,7 @@ impl App {
             executor: handle.clone(),
             events: events.clone(),
             subscriber_max_lag: config.subscriber_max_lag,
+            rate: RateLimiter::new(config.http.rate_limits),
         });
         let schema = graphql::build_schema(services.clone(), config.introspection_enabled());
         let pipeline = graphql::Pipeline::new(
@@ -174,7 +175,6 @@ impl App {
             ws_connections: Arc::new(AtomicUsize::new(0)),
             ws_pending: Arc::new(AtomicUsize::new(0)),
             stop: stop.clone(),
-            rate: Arc::new(RateLimiter::new(config.http.rate_limits)),
             rest: Arc::new(http::rest::RestOptions {
                 request_timeout: config.http.request_timeout,
                 max_query_bytes: config.http.limits.max_query_bytes,

@@ -19,8 +19,8 @@ use crate::events::{DEFAULT_EVENT_BUFFER, DEFAULT_SUBSCRIBER_MAX_LAG};
 use crate::executor::ExecutorOptions;
 use crate::graphql::limits::OperationLimits;
 use crate::http::HttpOptions;
-use crate::http::rate_limit::RateLimits;
 use crate::http::ws::WsOptions;
+use crate::service::rate_limit::RateLimits;
 use crate::store::StoreOptions;
 
 /// actiongate: a GraphQL gateway for security actions.

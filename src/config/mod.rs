@@ -13,9 +13,9 @@ use crate::events::{DEFAULT_EVENT_BUFFER, DEFAULT_SUBSCRIBER_MAX_LAG};
 use crate::executor::ExecutorOptions;
 use crate::graphql::limits::OperationLimits;
 use crate::http::HttpOptions;
-use crate::http::rate_limit::{Rate, RateLimits};
 use crate::http::ws::WsOptions;
 use crate::providers::config::ProvidersFile;
+use crate::service::rate_limit::{Rate, RateLimits};
 use crate::store::StoreOptions;
 
 pub(crate) mod cli;

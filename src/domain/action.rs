@@ -19,6 +19,8 @@ pub(crate) const MAX_PARAMETER_VALUE: usize = 2048;
 pub(crate) const MAX_ACTION_REASON: usize = 1000;
 /// Longest `clientContext`, in characters.
 pub(crate) const MAX_CLIENT_CONTEXT: usize = 256;
+/// Most actions one bulk invoke takes (Defender's import takes as many).
+pub(crate) const MAX_BULK_INVOKE: usize = 500;
 /// Longest vendor information field, in characters.
 pub(crate) const MAX_VENDOR_FIELD: usize = 256;
 

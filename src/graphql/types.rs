@@ -199,6 +199,43 @@ impl SecurityAction {
     }
 }
 
+/// The outcome of one input of `invokeActions`: the action (new, or the one
+/// its `clientContext` stored before), or why this input was refused.
+#[derive(SimpleObject)]
+pub(crate) struct InvokeActionResult {
+    pub action: Option<SecurityAction>,
+    pub error: Option<ItemError>,
+}
+
+/// Why one item of a bulk call was refused; the other items are not affected.
+#[derive(SimpleObject, Clone, Debug)]
+pub(crate) struct ItemError {
+    /// The stable code, as `extensions.code` of a whole-call error.
+    pub code: String,
+    pub message: String,
+    /// The input path that is wrong, for `BAD_USER_INPUT`: `inputs[3].parameters[0].value`.
+    pub field: Option<String>,
+}
+
+impl ItemError {
+    /// The error of item `index`; its detail, when internal, goes to the log.
+    pub(crate) fn of_item(index: usize, error: &AppError) -> ItemError {
+        error.log();
+        let field = match error {
+            AppError::BadUserInput { field, .. } => Some(match field.strip_prefix("input") {
+                Some(rest) => format!("inputs[{index}]{rest}"),
+                None => field.clone(),
+            }),
+            _ => None,
+        };
+        ItemError {
+            code: error.code().to_owned(),
+            message: error.to_string(),
+            field,
+        }
+    }
+}
+
 /// A name and a value.
 #[derive(SimpleObject, Clone, Debug)]
 pub(crate) struct KeyValuePair {

@@ -9,10 +9,10 @@ use async_graphql::parser::types::OperationType;
 use axum::http::StatusCode;
 
 use super::HttpState;
-use super::rate_limit::{Kind, limited_message};
 use crate::auth::Principal;
 use crate::error::codes;
 use crate::graphql::execute::{Arrival, Refusal};
+use crate::service::rate_limit::{Kind, limited_message};
 
 /// Runs the checks on `request` for `principal`. Returns the type of the
 /// operation that will run, when the document parses and names one.
@@ -23,12 +23,14 @@ pub(crate) fn admit(
     arrival: Arrival,
 ) -> Result<Option<OperationType>, Refusal> {
     state
+        .services
         .rate
         .take(Kind::Request, &principal.tenant_id, &principal.app_id)
         .map_err(|wait| rate_limited(wait, "requests"))?;
     let selected = state.graphql.check(request, arrival)?;
     if selected == Some(OperationType::Mutation) {
         state
+            .services
             .rate
             .take(Kind::Mutation, &principal.tenant_id, &principal.app_id)
             .map_err(|wait| rate_limited(wait, "mutations"))?;

@@ -5,7 +5,7 @@
 //! `/beta` (`rest`).
 //!
 //! The transports read requests, authenticate the caller, apply the rate
-//! limits (`admission`, `rate_limit`) and write responses; GraphQL execution,
+//! limits (`admission`, with `service::rate_limit`) and write responses; GraphQL execution,
 //! its checks and its error codes are the `graphql` pipeline's.
 
 use std::sync::Arc;
@@ -25,15 +25,14 @@ use crate::auth::dev::DevTokens;
 use crate::graphql::Pipeline;
 use crate::graphql::limits::OperationLimits;
 use crate::service::Services;
+use crate::service::rate_limit::RateLimits;
 use crate::telemetry;
-use rate_limit::{RateLimiter, RateLimits};
 
 pub(crate) mod admission;
 mod assets;
 pub(crate) mod graphql;
 pub(crate) mod observe;
 mod pages;
-pub(crate) mod rate_limit;
 pub(crate) mod rest;
 pub(crate) mod ws;
 
@@ -53,7 +52,6 @@ pub(crate) struct HttpState {
     pub ws_pending: Arc<AtomicUsize>,
     /// Canceled when the gateway stops: WebSocket connections close then.
     pub stop: CancellationToken,
-    pub rate: Arc<RateLimiter>,
     /// What the Graph REST face needs besides.
     pub rest: Arc<rest::RestOptions>,
 }

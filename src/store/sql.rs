@@ -46,6 +46,24 @@ pub(super) fn only_if_any(insert: &str, cte: &str) -> String {
     }
 }
 
+/// `INSERT INTO t (a, b) VALUES (…), (…)` as `INSERT … SELECT v.* FROM
+/// (VALUES …) AS v (a, b) WHERE v.<key> IN (SELECT id FROM <cte>)`, so that
+/// a row goes in only when the CTE `cte` (a data-modifying statement before
+/// it) returned its `key`.
+pub(super) fn only_for_inserted(insert: &str, cte: &str, key: &str) -> String {
+    let Some((head, rows)) = insert.split_once(" VALUES ") else {
+        return insert.to_owned();
+    };
+    let columns = match (head.find('('), head.rfind(')')) {
+        (Some(open), Some(close)) if open < close => &head[open..=close],
+        _ => return insert.to_owned(),
+    };
+    format!(
+        "{head} SELECT v.* FROM (VALUES {rows}) AS v {columns} \
+         WHERE v.\"{key}\" IN (SELECT id FROM {cte})"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,6 +91,14 @@ mod tests {
         assert_eq!(
             only_if_any("INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)", "moved"),
             "INSERT INTO t (a, b) SELECT v.* FROM moved, (VALUES ($1, $2), ($3, $4)) AS v"
+        );
+        assert_eq!(
+            only_for_inserted(
+                r#"INSERT INTO "t" ("a", "b") VALUES ($1, $2), ($3, $4)"#,
+                "moved",
+                "a"
+            ),
+            r#"INSERT INTO "t" ("a", "b") SELECT v.* FROM (VALUES ($1, $2), ($3, $4)) AS v ("a", "b") WHERE v."a" IN (SELECT id FROM moved)"#
         );
     }
 }

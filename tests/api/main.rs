@@ -6,6 +6,7 @@
 mod helpers;
 
 mod auth;
+mod bulk;
 mod cancel;
 mod counts;
 mod execution;

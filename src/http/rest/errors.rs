@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::{AppError, codes};
-use crate::http::rate_limit::limited_message;
+use crate::service::rate_limit::limited_message;
 
 /// The header a client names its request with; echoed in the answer.
 pub(crate) const CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("client-request-id");

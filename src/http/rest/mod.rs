@@ -23,8 +23,8 @@ use axum::routing::{MethodRouter, get, post};
 use tracing::Instrument;
 
 use super::HttpState;
-use super::rate_limit::Kind;
 use crate::auth::Principal;
+use crate::service::rate_limit::Kind;
 
 mod endpoints;
 pub(crate) mod errors;
@@ -128,6 +128,7 @@ where
             .and_then(|v| v.to_str().ok());
         let principal = state.auth.authenticate_header(authorization).await?;
         state
+            .services
             .rate
             .take(Kind::Request, &principal.tenant_id, &principal.app_id)
             .map_err(|wait| RestError::rate_limited(wait, "requests"))?;
@@ -136,6 +137,7 @@ where
             Access::Write => {
                 principal.require_write()?;
                 state
+                    .services
                     .rate
                     .take(Kind::Mutation, &principal.tenant_id, &principal.app_id)
                     .map_err(|wait| RestError::rate_limited(wait, "changes"))?;

@@ -5,6 +5,12 @@
 //! request takes one, and finds none: `RATE_LIMITED`, HTTP 429, with
 //! `Retry-After` saying when one is back. Buckets are per process: with N
 //! replicas behind a balancer a client gets up to N times the rate.
+//!
+//! The mutation bucket counts items, not calls: a bulk invoke of n actions is
+//! admitted like any change (one token) and then charged its other n − 1
+//! items, which may take the bucket below zero. The calls after it wait until
+//! it has refilled, so the rate holds over time while one bulk call larger
+//! than the burst still goes through.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -91,10 +97,7 @@ impl RateLimiter {
 
     /// Takes a token for `tenant` and `app`, or says how long until one is there.
     pub(crate) fn take(&self, kind: Kind, tenant: &str, app: &str) -> Result<(), Duration> {
-        let rate = match kind {
-            Kind::Request => self.limits.requests,
-            Kind::Mutation => self.limits.mutations,
-        };
+        let rate = self.rate(kind);
         if rate.is_off() {
             return Ok(());
         }
@@ -102,10 +105,7 @@ impl RateLimiter {
         let mut buckets = self.buckets.lock().expect("rate limit buckets");
         if buckets.len() >= MAX_BUCKETS {
             buckets.retain(|(kind, _, _), b| {
-                let rate = match kind {
-                    Kind::Request => self.limits.requests,
-                    Kind::Mutation => self.limits.mutations,
-                };
+                let rate = self.rate(*kind);
                 b.tokens + now.duration_since(b.at).as_secs_f64() * rate.per_second < rate.burst
             });
         }
@@ -125,6 +125,36 @@ impl RateLimiter {
             Err(Duration::from_secs_f64(
                 (1.0 - bucket.tokens) / rate.per_second,
             ))
+        }
+    }
+}
+
+impl RateLimiter {
+    /// Charges `items` more tokens of `kind` to `tenant` and `app` after a
+    /// call that was admitted; the bucket may go below zero, and then the
+    /// next call waits until it is back to one token.
+    pub(crate) fn charge(&self, kind: Kind, tenant: &str, app: &str, items: usize) {
+        let rate = self.rate(kind);
+        if rate.is_off() || items == 0 {
+            return;
+        }
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().expect("rate limit buckets");
+        let bucket = buckets
+            .entry((kind, tenant.to_owned(), app.to_owned()))
+            .or_insert(Bucket {
+                tokens: rate.burst,
+                at: now,
+            });
+        let refilled = now.duration_since(bucket.at).as_secs_f64() * rate.per_second;
+        bucket.tokens = (bucket.tokens + refilled).min(rate.burst) - items as f64;
+        bucket.at = now;
+    }
+
+    fn rate(&self, kind: Kind) -> Rate {
+        match kind {
+            Kind::Request => self.limits.requests,
+            Kind::Mutation => self.limits.mutations,
         }
     }
 }
@@ -170,6 +200,17 @@ mod tests {
         assert!(limiter.take(Kind::Request, "t", "b").is_ok());
         assert!(limiter.take(Kind::Request, "u", "a").is_ok());
         assert!(limiter.take(Kind::Mutation, "t", "a").is_ok());
+    }
+
+    #[test]
+    fn items_charged_after_a_call_make_the_next_calls_wait() {
+        let limiter = limiter(10.0, 5.0);
+        assert!(limiter.take(Kind::Mutation, "t", "a").is_ok());
+        limiter.charge(Kind::Mutation, "t", "a", 499);
+        let wait = limiter.take(Kind::Mutation, "t", "a").unwrap_err();
+        // 4 tokens left less 499 charged: 496 short of one token at 10/s.
+        assert!(wait >= Duration::from_secs(49), "{wait:?}");
+        assert!(limiter.take(Kind::Mutation, "t", "b").is_ok());
     }
 
     #[test]
