@@ -32,7 +32,7 @@ impl Mutation {
         ctx: &Context<'_>,
         inputs: Vec<InvokeActionInput>,
     ) -> Result<Vec<InvokeActionResult>, AppError> {
-        let requests = inputs.into_iter().map(Into::into).collect();
+        let requests = inputs.into_iter().map(|input| Ok(input.into())).collect();
         let outcomes = services(ctx).invoke_many(principal(ctx), requests).await?;
         Ok(outcomes
             .into_iter()

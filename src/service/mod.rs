@@ -49,14 +49,14 @@ impl Services {
     }
 
     /// Invokes a batch of actions as `invoke` invokes one, each with its own
-    /// outcome in the order given: one invalid item fails alone. At most
-    /// [`MAX_BULK_INVOKE`] items; each is charged to the caller's mutation
-    /// rate, the call's own token included. The valid items are stored
-    /// together.
+    /// outcome in the order given: one invalid item (or one a face could not
+    /// read, given as its error) fails alone. At most [`MAX_BULK_INVOKE`]
+    /// items; each is charged to the caller's mutation rate, the call's own
+    /// token included. The valid items are stored together.
     pub(crate) async fn invoke_many(
         &self,
         caller: &Principal,
-        requests: Vec<ActionRequest>,
+        requests: Vec<Result<ActionRequest, AppError>>,
     ) -> Result<Vec<Result<Invoked, AppError>>, AppError> {
         caller.require_write()?;
         if requests.len() > MAX_BULK_INVOKE {
@@ -78,7 +78,9 @@ impl Services {
         let mut outcomes = Vec::with_capacity(requests.len());
         let mut valid = Vec::with_capacity(requests.len());
         for request in requests {
-            match NewAction::validate(request, &caller.tenant_id, &self.providers, now) {
+            let validated = request
+                .and_then(|r| NewAction::validate(r, &caller.tenant_id, &self.providers, now));
+            match validated {
                 Ok(new) => {
                     outcomes.push(None);
                     valid.push(new);

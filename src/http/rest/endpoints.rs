@@ -257,7 +257,7 @@ pub(super) async fn cancel(
 }
 
 /// The query options of `query`, of which an endpoint takes `allowed`.
-fn read_options(
+pub(super) fn read_options(
     state: &HttpState,
     query: &Option<String>,
     allowed: &[QueryOption],
@@ -267,7 +267,7 @@ fn read_options(
 
 /// The JSON body of a POST, `None` when there is none. Over the body limit:
 /// 413; a body that is not `application/json`: 415; not JSON: 400.
-fn json_body(
+pub(super) fn json_body(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Option<Value>, RestError> {
@@ -321,7 +321,7 @@ fn not_found(id: Uuid) -> RestError {
 
 /// `@odata.context`: the entity set, narrowed to the selected properties,
 /// and `/$entity` for one entity.
-fn context_url(base: &str, selected: Option<&[&str]>, entity: bool) -> String {
+pub(super) fn context_url(base: &str, selected: Option<&[&str]>, entity: bool) -> String {
     let selection = selected.map_or(String::new(), |s| format!("({})", s.join(",")));
     let entity = if entity { "/$entity" } else { "" };
     format!("{base}/beta/$metadata#security/securityActions{selection}{entity}")
@@ -329,7 +329,7 @@ fn context_url(base: &str, selected: Option<&[&str]>, entity: bool) -> String {
 
 /// The representations of `actions`, with their parameters and states read
 /// in one query each, and only when the selection has them.
-async fn represent(
+pub(super) async fn represent(
     store: &Store,
     tenant: &str,
     actions: Vec<Action>,

@@ -219,7 +219,7 @@ impl From<AppError> for RestError {
 }
 
 /// Graph's name for a status.
-fn graph_code(status: StatusCode) -> &'static str {
+pub(super) fn graph_code(status: StatusCode) -> &'static str {
     use codes::graph;
     match status {
         StatusCode::BAD_REQUEST => graph::BAD_REQUEST,

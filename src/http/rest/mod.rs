@@ -9,6 +9,7 @@
 //! request; none of this module writes SQL.
 //!
 //! - `endpoints`: the handlers, one per row of the resource's table
+//! - `batch`: many creates in one request (`$batch`), as `invokeActions`
 //! - `options`, `odata`, `filter`: query options, the `$filter` parser and its meaning
 //! - `representation`: Graph's JSON of the entity, and the create body
 //! - `errors`: Graph's error body, with `request-id` and `client-request-id`
@@ -26,6 +27,7 @@ use super::HttpState;
 use crate::auth::Principal;
 use crate::service::rate_limit::Kind;
 
+mod batch;
 mod endpoints;
 pub(crate) mod errors;
 mod filter;
@@ -67,6 +69,10 @@ pub(crate) fn routes() -> Router<HttpState> {
         .route(
             COLLECTION,
             only("GET, POST", get(endpoints::list).post(endpoints::create)),
+        )
+        .route(
+            &format!("{COLLECTION}/$batch"),
+            only("POST", post(batch::invoke_batch)),
         )
         .route(
             &format!("{COLLECTION}/$count"),

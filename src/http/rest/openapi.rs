@@ -11,12 +11,16 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
+use super::batch::{
+    BatchAnswer, BatchInnerError, BatchItemBody, BatchItemError, BatchItemErrorDetail,
+    BatchItemResponse,
+};
 use super::errors::{InnerError, MainError, ODataError};
 use super::representation::{
     KeyValuePair, OperationStatus, ResultInfo, SecurityAction, SecurityActionCollection,
     SecurityActionCreate, SecurityActionState, SecurityVendorInformation, VendorInformationInput,
 };
-use super::{CANCEL, COLLECTION, QUALIFIED_CANCEL, endpoints};
+use super::{CANCEL, COLLECTION, QUALIFIED_CANCEL, batch, endpoints};
 
 /// The document.
 #[derive(OpenApi)]
@@ -28,6 +32,7 @@ use super::{CANCEL, COLLECTION, QUALIFIED_CANCEL, endpoints};
     paths(
         endpoints::list,
         endpoints::create,
+        batch::invoke_batch,
         endpoints::count,
         endpoints::get,
         endpoints::cancel,
@@ -36,6 +41,12 @@ use super::{CANCEL, COLLECTION, QUALIFIED_CANCEL, endpoints};
         SecurityAction,
         SecurityActionCollection,
         SecurityActionCreate,
+        BatchAnswer,
+        BatchItemResponse,
+        BatchItemBody,
+        BatchItemError,
+        BatchItemErrorDetail,
+        BatchInnerError,
         VendorInformationInput,
         SecurityActionState,
         SecurityVendorInformation,

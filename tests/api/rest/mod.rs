@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::TestApp;
 
+mod batch;
 mod endpoints;
 mod errors;
 mod faces;
