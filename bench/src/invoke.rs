@@ -1,4 +1,5 @@
-//! `invoke`: the rate of `invokeAction`, and how long an invoked action takes
+//! `invoke`: the rate of `invokeAction` (or, with `--bulk N`, of
+//! `invokeActions` with N inputs a call), and how long an invoked action takes
 //! to reach `COMPLETED` as a subscriber sees it.
 //!
 //! Every request blocks a different IP address. Before the load, one socket
@@ -27,6 +28,8 @@ use crate::ws;
 
 /// The mutation every invoke sends.
 pub const INVOKE: &str = r#"mutation($ip: String!) { invokeAction(input: {name: "blockIp", parameters: [{name: "ip", value: $ip}]}) { id } }"#;
+/// The mutation of `--bulk`: a batch of `blockIp`.
+pub const INVOKE_MANY: &str = "mutation($inputs: [InvokeActionInput!]!) { invokeActions(inputs: $inputs) { action { id } error { code message } } }";
 const COMPLETED_EVENTS: &str = "subscription { actionStatusChanged(filter: {status: [COMPLETED]}) { action { id } occurredDateTime } }";
 /// How long outstanding actions may take to complete after the load.
 const COMPLETION_WAIT: Duration = Duration::from_secs(30);
@@ -45,6 +48,10 @@ pub struct InvokeArgs {
     /// false`, an API-only replica).
     #[arg(long)]
     pub no_completion: bool,
+    /// Invoke in batches of this many actions with `invokeActions` (at most
+    /// 500) instead of one `invokeAction` a request; the report adds actions/s.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=500))]
+    pub bulk: Option<u64>,
 }
 
 /// A distinct address for every `n`: `10.x.y.z` for the first 2^24, then
@@ -77,6 +84,26 @@ pub fn invoke_body(ip: &str) -> Bytes {
     load::graphql_body(INVOKE, &json!({ "ip": ip }))
 }
 
+/// The body of an `invokeActions` of `size` `blockIp`, numbered from `first`.
+pub fn invoke_many_body(first: u64, size: u64) -> Bytes {
+    let inputs: Vec<Value> = (first..first + size)
+        .map(|n| json!({"name": "blockIp", "parameters": [{"name": "ip", "value": unique_ip(n)}]}))
+        .collect();
+    load::graphql_body(INVOKE_MANY, &json!({ "inputs": inputs }))
+}
+
+/// The ids of the actions in an `invokeActions` answer (items that failed
+/// have none).
+pub fn invoked_ids(body: &Value) -> Vec<Uuid> {
+    body["data"]["invokeActions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|item| item["action"]["id"].as_str())
+        .filter_map(|id| Uuid::parse_str(id).ok())
+        .collect()
+}
+
 /// The id of the action in an `invokeAction` answer.
 pub fn invoked_id(body: &Value) -> Option<Uuid> {
     body["data"]["invokeAction"]["id"]
@@ -97,17 +124,65 @@ pub async fn invoke_once(
 /// Send instants of the timed invokes, by action id.
 #[derive(Default)]
 struct Invokes {
+    /// Actions a request: `None` for one `invokeAction` each.
+    bulk: Option<u64>,
     sent: Mutex<HashMap<Uuid, Instant>>,
+    /// Actions stored by the timed requests.
+    stored: std::sync::atomic::AtomicU64,
 }
 
 impl Workload for Invokes {
     fn body(&self, n: u64) -> Bytes {
-        invoke_body(&unique_ip(n))
+        match self.bulk {
+            Some(size) => invoke_many_body(n * size, size),
+            None => invoke_body(&unique_ip(n)),
+        }
     }
 
     fn answered(&self, _n: u64, sent: Instant, timed: bool, body: &Value) {
-        if timed && let Some(id) = invoked_id(body) {
-            self.sent.lock().expect("not poisoned").insert(id, sent);
+        if !timed {
+            return;
+        }
+        let ids = match self.bulk {
+            Some(_) => invoked_ids(body),
+            None => invoked_id(body).into_iter().collect(),
+        };
+        self.stored
+            .fetch_add(ids.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let mut sent_at = self.sent.lock().expect("not poisoned");
+        for id in ids {
+            sent_at.insert(id, sent);
+        }
+    }
+}
+
+impl Invokes {
+    fn new(bulk: Option<u64>) -> Invokes {
+        Invokes {
+            bulk,
+            ..Invokes::default()
+        }
+    }
+
+    /// The request figures, and with `--bulk` the actions stored a second.
+    fn fields(&self, result: &load::LoadResult) -> Vec<crate::report::Field> {
+        let mut fields = result.fields();
+        if self.bulk.is_some() {
+            let stored = self.stored.load(std::sync::atomic::Ordering::Relaxed);
+            fields.push(field("actions", "actions", Figure::Count(stored)));
+            fields.push(field(
+                "actions_per_second",
+                "actions/s",
+                Figure::Decimal(stored as f64 / result.elapsed.as_secs_f64().max(f64::EPSILON)),
+            ));
+        }
+        fields
+    }
+
+    fn section(&self) -> &'static str {
+        match self.bulk {
+            Some(_) => "invokeActions",
+            None => "invokeAction",
         }
     }
 }
@@ -173,10 +248,11 @@ pub async fn run(args: InvokeArgs) -> Result<(), Error> {
     let target = Target::new(&args.target)?;
     let client = load::client(args.load.concurrency, args.target.timeout)?;
     if args.no_completion {
-        let result = load::run(&client, &target, Arc::new(Invokes::default()), &args.load).await;
+        let invokes = Arc::new(Invokes::new(args.bulk));
+        let result = load::run(&client, &target, invokes.clone(), &args.load).await;
         result.explain_errors();
         Report::new()
-            .section("invokeAction", result.fields())
+            .section(invokes.section(), invokes.fields(&result))
             .print(args.target.json);
         return Ok(());
     }
@@ -208,7 +284,7 @@ pub async fn run(args: InvokeArgs) -> Result<(), Error> {
         }
     }
 
-    let invokes = Arc::new(Invokes::default());
+    let invokes = Arc::new(Invokes::new(args.bulk));
     let result = load::run(&client, &target, invokes.clone(), &args.load).await;
     result.explain_errors();
 
@@ -237,7 +313,7 @@ pub async fn run(args: InvokeArgs) -> Result<(), Error> {
     }
     let completion = Latencies::new(latencies);
     Report::new()
-        .section("invokeAction", result.fields())
+        .section(invokes.section(), invokes.fields(&result))
         .section(
             "invoke -> COMPLETED (as a subscriber sees it)",
             vec![
@@ -291,5 +367,23 @@ mod tests {
         let sent: Value = serde_json::from_slice(&invoke_body("10.0.0.1")).unwrap();
         assert_eq!(sent["variables"]["ip"], "10.0.0.1");
         assert!(sent["query"].as_str().unwrap().contains("invokeAction"));
+    }
+
+    #[test]
+    fn a_bulk_body_numbers_its_inputs_and_its_answer_gives_the_stored_ids() {
+        let sent: Value = serde_json::from_slice(&invoke_many_body(500, 3)).unwrap();
+        let ips: Vec<&str> = sent["variables"]["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["parameters"][0]["value"].as_str().unwrap())
+            .collect();
+        assert_eq!(ips, ["10.0.1.244", "10.0.1.245", "10.0.1.246"]);
+        let id = Uuid::now_v7();
+        let answer = json!({"data": {"invokeActions": [
+            {"action": {"id": id.to_string()}, "error": null},
+            {"action": null, "error": {"code": "BAD_USER_INPUT", "message": "…"}},
+        ]}});
+        assert_eq!(invoked_ids(&answer), vec![id]);
     }
 }

@@ -258,6 +258,22 @@ async fn every_mode_runs_against_a_seeded_gateway() {
     );
     assert!(invoked["completion_p50_ms"].as_f64().is_some(), "{invoked}");
 
+    let mut bulk_args = vec!["invoke", "--bulk", "20"];
+    bulk_args.extend(common);
+    let bulk = report(&bulk_args).await;
+    assert_clean_load(&bulk);
+    assert_keys(
+        &bulk,
+        &["actions", "actions_per_second", "completion_missing"],
+    );
+    assert_eq!(
+        count(&bulk, "actions"),
+        count(&bulk, "requests") * 20,
+        "{bulk}"
+    );
+    assert_eq!(count(&bulk, "completion_missing"), 0, "{bulk}");
+    assert_eq!(count(&bulk, "completed"), count(&bulk, "actions"), "{bulk}");
+
     let pid = std::process::id().to_string();
     for (subscribers, connections, events) in [("5", "5", "2"), ("6", "2", "1")] {
         let subscribed = report(&[
