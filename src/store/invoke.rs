@@ -239,6 +239,9 @@ impl Store {
         contexts: &[&str],
     ) -> Result<HashMap<String, action::Model>, AppError> {
         let mut found = HashMap::new();
+        if contexts.is_empty() {
+            return Ok(found);
+        }
         for chunk in contexts.chunks(MAX_VALUES_PER_STATEMENT / 10) {
             let rows = action::Entity::find()
                 .filter(action::Column::TenantId.eq(actor.tenant_id.as_str()))
