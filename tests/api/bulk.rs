@@ -76,7 +76,8 @@ async fn three_bad_inputs_among_500_fail_alone_and_the_others_are_stored_and_exe
             // In input order: each result is the action of its own input.
             assert_eq!(action["parameters"][0]["value"], ip(i).as_str());
             assert_eq!(action["status"], "NOT_STARTED");
-            assert_eq!(action["states"], json!([{"status": "NOT_STARTED"}]));
+            // The executor may already have moved it on when its states are read.
+            assert_eq!(action["states"][0], json!({"status": "NOT_STARTED"}));
         }
     }
     assert_eq!(
