@@ -124,10 +124,7 @@ impl ActionFilter {
     fn check_node(&self, field: &str, depth: usize, nodes: &mut usize) -> Result<(), AppError> {
         *nodes += 1;
         if depth > MAX_FILTER_DEPTH {
-            return Err(AppError::bad_input(
-                field,
-                format!("filters nest at most {MAX_FILTER_DEPTH} deep"),
-            ));
+            return Err(too_deep(field));
         }
         if *nodes > MAX_FILTER_NODES {
             return Err(AppError::bad_input(
@@ -252,6 +249,14 @@ pub(crate) fn filter_parameter(
         name: definition.name.to_owned(),
         value,
     })
+}
+
+/// The error of a filter at `field` that is nested past [`MAX_FILTER_DEPTH`].
+pub(crate) fn too_deep(field: &str) -> AppError {
+    AppError::bad_input(
+        field,
+        format!("filters nest at most {MAX_FILTER_DEPTH} deep"),
+    )
 }
 
 /// Whether `value` is in `list`, when there is a list.

@@ -21,6 +21,7 @@ use super::limits::{
     LimitExceeded, OperationLimits, asks_for_introspection, check_document, check_size,
 };
 use super::loaders::RequestLoaders;
+use super::nesting::{self, MAX_NESTING};
 use crate::auth::Principal;
 use crate::error::codes;
 use crate::service::Services;
@@ -188,8 +189,8 @@ impl Pipeline {
         }
     }
 
-    /// Checks `request` before anything runs: the size of its text, the
-    /// method (no mutation or subscription over GET), the operation limits and
+    /// Checks `request` before anything runs: the size of its text, how
+    /// deep it nests, the method (no mutation or subscription over GET), the operation limits and
     /// introspection. Returns the type of the operation that will run, when
     /// the document parses and names one; a document that does not parse is
     /// left to execution, which reports it.
@@ -199,11 +200,15 @@ impl Pipeline {
         arrival: Arrival,
     ) -> Result<Option<OperationType>, Refusal> {
         check_size(&request.query, &self.limits)?;
+        // Before anything recurses through the document or the variables.
+        nesting::check_text(&request.query, MAX_NESTING)?;
+        nesting::check_variables(&request.variables, MAX_NESTING)?;
         let operation_name = request.operation_name.clone();
         let variables = request.variables.clone();
         let Ok(document) = request.parsed_query() else {
             return Ok(None);
         };
+        nesting::check_fragments(document, MAX_NESTING)?;
         let selected = match &document.operations {
             DocumentOperations::Single(op) => Some(op.node.ty),
             DocumentOperations::Multiple(ops) => match &operation_name {

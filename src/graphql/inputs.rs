@@ -1,7 +1,10 @@
 //! GraphQL input types and their conversion into validated domain types. Each
 //! conversion error is `BAD_USER_INPUT` naming the input path in `field`.
 
-use async_graphql::{Enum, ID, InputObject};
+use std::borrow::Cow;
+
+use async_graphql::registry::Registry;
+use async_graphql::{Enum, ID, InputObject, InputType, InputValueError, InputValueResult, Value};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -9,8 +12,8 @@ use super::types::OperationStatus;
 use crate::domain::action::{ActionRequest, VendorRequest};
 use crate::domain::catalog::find_action;
 use crate::domain::filter::{
-    ActionFilter, Comparison, MAX_FILTER_LIST, Prefix, TextField, TimeBound, Timestamp,
-    filter_parameter, filter_text as text,
+    ActionFilter, Comparison, MAX_FILTER_DEPTH, MAX_FILTER_LIST, Prefix, TextField, TimeBound,
+    Timestamp, filter_parameter, filter_text as text, too_deep,
 };
 use crate::domain::indicator::shorten;
 use crate::domain::page::{ActionOrder, Direction, OrderField};
@@ -114,14 +117,92 @@ pub(crate) struct ActionFilterInput {
     pub not: Option<Box<ActionFilterInput>>,
 }
 
-impl ActionFilterInput {
-    /// Validates the filter found at `field` of the input.
-    pub(crate) fn into_domain(self, field: &str) -> Result<ActionFilter, AppError> {
-        let filter = self.convert(field)?;
-        filter.check_limits(field)?;
+/// The `filter` argument of queries and subscriptions: an `ActionFilter`
+/// whose nesting is checked before it is parsed. Parsing an input object
+/// recurses once per level of `and` / `or` / `not`, so a filter nested a
+/// thousand deep is refused from its raw value, walked with a loop, before
+/// parsing could overflow the stack.
+pub(crate) struct FilterArgument(ActionFilterInput);
+
+/// The argument's name, where errors in it point.
+const FILTER_ARGUMENT: &str = "filter";
+
+impl FilterArgument {
+    /// Validates the filter: `None` when there is none.
+    pub(crate) fn into_domain(filter: Option<FilterArgument>) -> Result<ActionFilter, AppError> {
+        let Some(FilterArgument(input)) = filter else {
+            return Ok(ActionFilter::default());
+        };
+        let filter = input.convert(FILTER_ARGUMENT)?;
+        filter.check_limits(FILTER_ARGUMENT)?;
         Ok(filter)
     }
+}
 
+impl InputType for FilterArgument {
+    type RawValueType = Self;
+
+    fn type_name() -> Cow<'static, str> {
+        ActionFilterInput::type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        ActionFilterInput::create_type_info(registry)
+    }
+
+    fn parse(value: Option<Value>) -> InputValueResult<Self> {
+        if let Some(value) = &value
+            && let Err(err) = check_filter_depth(value)
+        {
+            let mut refused = InputValueError::custom(&err).with_extension("code", err.code());
+            if let AppError::BadUserInput { field, .. } = err {
+                refused = refused.with_extension("field", field);
+            }
+            return Err(refused);
+        }
+        ActionFilterInput::parse(value)
+            .map(FilterArgument)
+            .map_err(InputValueError::propagate)
+    }
+
+    fn to_value(&self) -> Value {
+        self.0.to_value()
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+}
+
+/// Refuses a raw filter value whose `and` / `or` / `not` nest deeper than
+/// [`MAX_FILTER_DEPTH`], naming the first filter past it.
+fn check_filter_depth(value: &Value) -> Result<(), AppError> {
+    let mut pending: Vec<(&Value, String, usize)> = vec![(value, FILTER_ARGUMENT.into(), 1)];
+    while let Some((value, field, depth)) = pending.pop() {
+        let Value::Object(fields) = value else {
+            continue;
+        };
+        if depth > MAX_FILTER_DEPTH {
+            return Err(too_deep(&field));
+        }
+        if let Some(not) = fields.get("not") {
+            pending.push((not, format!("{field}.not"), depth + 1));
+        }
+        for list in ["and", "or"] {
+            if let Some(Value::List(items)) = fields.get(list) {
+                pending.extend(
+                    items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, item)| (item, format!("{field}.{list}[{i}]"), depth + 1)),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+impl ActionFilterInput {
     fn convert(self, field: &str) -> Result<ActionFilter, AppError> {
         // Sizes are checked before anything is parsed, so a huge list costs nothing.
         for (name, len) in [

@@ -15,6 +15,7 @@ pub(crate) mod inputs;
 pub(crate) mod limits;
 pub(crate) mod loaders;
 pub(crate) mod mutation;
+pub(crate) mod nesting;
 mod order;
 pub(crate) mod query;
 pub(crate) mod subscription;

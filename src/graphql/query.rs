@@ -4,21 +4,13 @@ use async_graphql::{Context, ID, Object};
 
 use super::connection::SecurityActionConnection;
 use super::context::{principal, services};
-use super::inputs::{ActionFilterInput, ActionOrderInput, parse_id};
+use super::inputs::{ActionOrderInput, FilterArgument, parse_id};
 use super::types::{ActionDefinitionType, SecurityAction, StatusCount};
 use crate::domain::catalog::CATALOG;
-use crate::domain::filter::ActionFilter;
 use crate::domain::page::{ActionOrder, PageRequest};
 use crate::error::AppError;
 
 pub(crate) struct Query;
-
-fn filter_of(filter: Option<ActionFilterInput>) -> Result<ActionFilter, AppError> {
-    filter
-        .map(|f| f.into_domain("filter"))
-        .transpose()
-        .map(Option::unwrap_or_default)
-}
 
 #[Object]
 impl Query {
@@ -38,7 +30,7 @@ impl Query {
     async fn actions(
         &self,
         ctx: &Context<'_>,
-        filter: Option<ActionFilterInput>,
+        filter: Option<FilterArgument>,
         order_by: Option<ActionOrderInput>,
         first: Option<i32>,
         after: Option<String>,
@@ -47,7 +39,7 @@ impl Query {
     ) -> Result<SecurityActionConnection, AppError> {
         let caller = principal(ctx);
         caller.require_read()?;
-        let filter = filter_of(filter)?;
+        let filter = FilterArgument::into_domain(filter)?;
         let order: ActionOrder = order_by.map(Into::into).unwrap_or_default();
         let request = PageRequest::new(order, first, after.as_deref(), last, before.as_deref())?;
         let page = services(ctx)
@@ -62,11 +54,11 @@ impl Query {
     async fn action_counts(
         &self,
         ctx: &Context<'_>,
-        filter: Option<ActionFilterInput>,
+        filter: Option<FilterArgument>,
     ) -> Result<Vec<StatusCount>, AppError> {
         let caller = principal(ctx);
         caller.require_read()?;
-        let filter = filter_of(filter)?;
+        let filter = FilterArgument::into_domain(filter)?;
         let counts = services(ctx)
             .store
             .count_by_status(&caller.tenant_id, &filter)

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
 
 use super::context::{principal, services};
-use super::inputs::ActionFilterInput;
+use super::inputs::FilterArgument;
 use super::types::{OperationStatus, SecurityAction, StatusCount};
 use crate::error::AppError;
 use crate::events::cursor;
@@ -22,16 +22,13 @@ impl Subscription {
     async fn action_status_changed(
         &self,
         ctx: &Context<'_>,
-        filter: Option<ActionFilterInput>,
+        filter: Option<FilterArgument>,
         after: Option<String>,
     ) -> Result<impl Stream<Item = async_graphql::Result<ActionStatusEvent>> + use<>, AppError>
     {
         let caller = principal(ctx);
         caller.require_read()?;
-        let filter = filter
-            .map(|f| f.into_domain("filter"))
-            .transpose()?
-            .unwrap_or_default();
+        let filter = FilterArgument::into_domain(filter)?;
         let services = services(ctx);
         let after = match after {
             Some(text) => {
@@ -75,14 +72,11 @@ impl Subscription {
     async fn action_counts_changed(
         &self,
         ctx: &Context<'_>,
-        filter: Option<ActionFilterInput>,
+        filter: Option<FilterArgument>,
     ) -> Result<impl Stream<Item = Vec<StatusCount>> + use<>, AppError> {
         let caller = principal(ctx);
         caller.require_read()?;
-        let filter = filter
-            .map(|f| f.into_domain("filter"))
-            .transpose()?
-            .unwrap_or_default();
+        let filter = FilterArgument::into_domain(filter)?;
         let mut counts = services(ctx)
             .events
             .watch_counts(caller.tenant_id.clone(), filter)

@@ -14,6 +14,7 @@ mod first_run;
 mod hardening;
 mod http;
 mod invoke;
+mod nesting;
 mod operations;
 mod pages;
 mod properties;
