@@ -132,6 +132,11 @@ pub struct Settings {
     /// Longest a database statement may run, e.g. 10s.
     #[arg(long, env = "ACTIONGATE_STATEMENT_TIMEOUT", default_value = format_duration(StoreOptions::DEFAULT.statement_timeout), value_parser = parse_duration, global = true)]
     pub statement_timeout: Duration,
+    /// Largest the SQLite database may grow, e.g. 512MiB or 8GiB; past it
+    /// writes fail (and nothing is acknowledged that is not stored) while
+    /// reads go on. Unlimited when unset.
+    #[arg(long, env = "ACTIONGATE_SQLITE_MAX_SIZE", value_parser = parse_size, global = true)]
+    pub sqlite_max_size: Option<u64>,
     /// Whether this process executes actions (a replica may only serve the API).
     #[arg(long, env = "ACTIONGATE_EXECUTOR", default_value_t = ExecutorOptions::DEFAULT.enabled, action = clap::ArgAction::Set, global = true)]
     pub executor: bool,
@@ -337,6 +342,28 @@ pub enum LogFormat {
     Json,
 }
 
+/// Parses a size in bytes: a number, optionally followed by KiB, MiB or GiB.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size such as 512MiB"))?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return Err(format!("'{text}': the unit is one of B, KiB, MiB, GiB")),
+    };
+    number
+        .checked_mul(scale)
+        .ok_or_else(|| format!("'{text}' is too large"))
+}
+
 impl Cli {
     /// Parses the process arguments and environment.
     pub fn parse_args() -> Cli {
@@ -389,6 +416,16 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn sizes_are_read_in_binary_units() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("8 GiB"), Ok(8 << 30));
+        assert!(parse_size("8GB").is_err());
+        assert!(parse_size("MiB").is_err());
+        assert!(parse_size("99999999999GiB").is_err());
     }
 
     #[test]

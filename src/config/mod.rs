@@ -119,6 +119,7 @@ impl Config {
         config.store = StoreOptions {
             max_connections: settings.db_max_connections.max(1),
             statement_timeout: settings.statement_timeout,
+            sqlite_max_bytes: settings.sqlite_max_size,
             ..StoreOptions::DEFAULT
         };
         config.executor = ExecutorOptions {

@@ -59,7 +59,14 @@ pub struct StoreOptions {
     /// pool and drops a broken one, so a connection the server closed fails
     /// at most the one statement that found it broken.
     pub ping_idle_after: Duration,
+    /// Largest the SQLite database may grow, in bytes (counted in pages of
+    /// [`SQLITE_PAGE_BYTES`]); past it writes fail as on a full disk while
+    /// reads go on. `None`: as large as the disk allows.
+    pub sqlite_max_bytes: Option<u64>,
 }
+
+/// The page size of SQLite databases the gateway creates.
+pub(crate) const SQLITE_PAGE_BYTES: u64 = 4096;
 
 impl StoreOptions {
     /// The defaults, also those of the command line.
@@ -67,6 +74,7 @@ impl StoreOptions {
         max_connections: 16,
         statement_timeout: Duration::from_secs(10),
         ping_idle_after: Duration::from_secs(5),
+        sqlite_max_bytes: None,
     };
 }
 
@@ -93,6 +101,15 @@ impl Store {
     /// WAL, a busy timeout and foreign keys. A server that cannot be reached
     /// is tried again a few times; the error says what failed and what to do,
     /// for the operator starting the gateway.
+    ///
+    /// A connection whose transaction did not end cleanly is never handed out
+    /// again: a failed `COMMIT` (a full disk, a deferred constraint) is
+    /// followed by a `ROLLBACK`, and when that fails too (SQLite has already
+    /// rolled back by itself) the connection still counts as inside a
+    /// transaction. Reused, it would nest the next transaction in a
+    /// savepoint of one that never commits, hold the write lock for ever and
+    /// lose every write made on it. The pool closes such a connection before
+    /// anyone acquires it, and opens a fresh one.
     pub(crate) async fn connect(url: &str, options: &StoreOptions) -> Result<Store, String> {
         let target = connect::Target::parse(url)?;
         let mut connect = ConnectOptions::new(url.to_owned());
@@ -106,14 +123,29 @@ impl Store {
         let is_sqlite = matches!(target, connect::Target::Sqlite { .. });
         if is_sqlite {
             let busy = options.statement_timeout;
+            let max_pages = options
+                .sqlite_max_bytes
+                .map(|bytes| (bytes / SQLITE_PAGE_BYTES).max(1));
             connect.map_sqlx_sqlite_opts(move |opts| {
-                opts.journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                let opts = opts
+                    .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                    .page_size(SQLITE_PAGE_BYTES as u32)
                     .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
                     .busy_timeout(busy)
-                    .foreign_keys(true)
+                    .foreign_keys(true);
+                match max_pages {
+                    Some(pages) => opts.pragma("max_page_count", pages.to_string()),
+                    None => opts,
+                }
+            });
+            connect.map_sqlx_sqlite_before_acquire(|connection, _| {
+                Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(connection)) })
             });
         } else {
             connect.statement_timeout(options.statement_timeout);
+            connect.map_sqlx_postgres_before_acquire(|connection, _| {
+                Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(connection)) })
+            });
         }
         target.wait_until_reachable(url).await?;
         let mut db = Database::connect(connect)

@@ -10,6 +10,7 @@ mod bulk;
 mod cancel;
 mod counts;
 mod execution;
+mod faults;
 mod first_run;
 mod hardening;
 mod http;
