@@ -85,6 +85,7 @@ use auth::dev::DevTokens;
 use auth::{Authenticator, KeySource, TokenRules};
 use executor::{Executor, ExecutorHandle};
 use http::HttpState;
+use http::ws::PendingSockets;
 use providers::Providers;
 use service::Services;
 use service::rate_limit::RateLimiter;
@@ -173,7 +174,7 @@ impl App {
             dev_tokens,
             ws: Arc::new(config.ws.clone()),
             ws_connections: Arc::new(AtomicUsize::new(0)),
-            ws_pending: Arc::new(AtomicUsize::new(0)),
+            ws_pending: Arc::new(PendingSockets::new(config.ws.max_pending_connections)),
             stop: stop.clone(),
             rest: Arc::new(http::rest::RestOptions {
                 request_timeout: config.http.request_timeout,

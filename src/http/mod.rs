@@ -49,7 +49,7 @@ pub(crate) struct HttpState {
     /// Open WebSocket connections.
     pub ws_connections: Arc<AtomicUsize>,
     /// WebSocket connections that have not sent `connection_init` yet.
-    pub ws_pending: Arc<AtomicUsize>,
+    pub ws_pending: Arc<ws::PendingSockets>,
     /// Canceled when the gateway stops: WebSocket connections close then.
     pub stop: CancellationToken,
     /// What the Graph REST face needs besides.

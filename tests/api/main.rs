@@ -25,4 +25,5 @@ mod rest;
 mod restart;
 mod subscriptions;
 mod tenancy;
+mod ws_admission;
 mod ws_client;

@@ -38,17 +38,23 @@ pub enum Next {
 impl WsClient {
     /// Opens a socket to `/graphql/ws` with `protocol`.
     pub async fn open(app: &TestApp, protocol: &'static str) -> WsClient {
+        WsClient::try_open(app, protocol)
+            .await
+            .expect("the upgrade succeeds")
+    }
+
+    /// Opens a socket to `/graphql/ws` with `protocol`; `None` when the
+    /// gateway refuses the upgrade.
+    pub async fn try_open(app: &TestApp, protocol: &'static str) -> Option<WsClient> {
         let mut request = format!("ws://{}/graphql/ws", app.address)
             .into_client_request()
             .unwrap();
         request
             .headers_mut()
             .insert("sec-websocket-protocol", protocol.parse().unwrap());
-        let (socket, response) = tokio_tungstenite::connect_async(request)
-            .await
-            .expect("the upgrade succeeds");
+        let (socket, response) = tokio_tungstenite::connect_async(request).await.ok()?;
         assert_eq!(response.headers()["sec-websocket-protocol"], protocol);
-        WsClient { socket, protocol }
+        Some(WsClient { socket, protocol })
     }
 
     /// Opens a socket and completes `connection_init` with `token`.

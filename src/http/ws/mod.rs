@@ -7,10 +7,13 @@
 //! one without the read role with 4403, no `connection_init` within the
 //! timeout with 4408, and the token's expiry with 4401. The server pings on an
 //! interval (`ping`, or `ka` in the legacy protocol) so idle proxies keep the
-//! socket open. Connections and subscriptions per connection are capped.
+//! socket open. Connections and subscriptions per connection are capped; at
+//! the cap of sockets waiting for `connection_init`, the one that has waited
+//! longest gives way (1013). A message over the size limit closes with 1009.
 //!
 //! This module is the connection loop; `protocol` holds the two protocols'
-//! messages and close codes.
+//! messages and close codes, `pending` the sockets waiting for
+//! `connection_init`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,8 +39,11 @@ use crate::auth::Principal;
 use crate::error::codes;
 use crate::graphql::execute::{Arrival, DeadlinePassed, GraphqlBody, RequestId};
 use crate::telemetry::metrics;
+use pending::Pending;
+pub(crate) use pending::PendingSockets;
 use protocol::{Close, LEGACY_WS, Protocol, TRANSPORT_WS, complete, connection_ack, pong};
 
+mod pending;
 mod protocol;
 /// Messages queued for one connection's socket; a subscription whose client
 /// reads slowly waits here, and its feed catches up from the database.
@@ -56,7 +62,8 @@ pub struct WsOptions {
     pub ping_interval: Duration,
     /// Most WebSocket connections at once.
     pub max_connections: usize,
-    /// Most connections at once that have not yet sent `connection_init`.
+    /// Most connections at once that have not yet sent `connection_init`;
+    /// past it, the one that has waited longest is closed (1013).
     pub max_pending_connections: usize,
     /// Most subscriptions one connection may hold.
     pub max_subscriptions: usize,
@@ -108,9 +115,7 @@ impl Drop for Slot {
 pub(crate) async fn upgrade(State(state): State<HttpState>, ws: WebSocketUpgrade) -> Response {
     let open = state.ws_connections.fetch_add(1, Ordering::AcqRel);
     let slot = Slot(state.ws_connections.clone());
-    let pending = state.ws_pending.fetch_add(1, Ordering::AcqRel);
-    let pending_slot = Slot(state.ws_pending.clone());
-    if open >= state.ws.max_connections || pending >= state.ws.max_pending_connections {
+    if open >= state.ws.max_connections {
         return error_response(
             StatusCode::SERVICE_UNAVAILABLE,
             codes::TOO_MANY_CONNECTIONS,
@@ -118,6 +123,7 @@ pub(crate) async fn upgrade(State(state): State<HttpState>, ws: WebSocketUpgrade
             RequestId::fresh(),
         );
     }
+    let pending = state.ws_pending.admit();
     ws.protocols([TRANSPORT_WS, LEGACY_WS])
         .read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024)
@@ -126,10 +132,9 @@ pub(crate) async fn upgrade(State(state): State<HttpState>, ws: WebSocketUpgrade
         .on_upgrade(move |socket| async move {
             let _slot = slot;
             let _open = Counted::new(metrics::ws_connections);
-            let pending_slot = Some(pending_slot);
             let protocol = Protocol::negotiated(socket.protocol().and_then(|p| p.to_str().ok()));
             let id = Uuid::now_v7();
-            Connection::new(socket, protocol, state, pending_slot)
+            Connection::new(socket, protocol, state, Some(pending))
                 .run()
                 .instrument(info_span!("ws", connection = %id, ?protocol))
                 .await
@@ -141,8 +146,9 @@ struct Connection {
     socket: WebSocket,
     protocol: Protocol,
     state: HttpState,
-    /// Held until `connection_init` is done with.
-    pending: Option<Slot>,
+    /// Its place among the sockets waiting for `connection_init`, until that
+    /// arrives.
+    pending: Option<Pending>,
 }
 
 impl Connection {
@@ -150,7 +156,7 @@ impl Connection {
         socket: WebSocket,
         protocol: Protocol,
         state: HttpState,
-        pending: Option<Slot>,
+        pending: Option<Pending>,
     ) -> Connection {
         Connection {
             socket,
@@ -211,14 +217,25 @@ impl Connection {
     /// client went away.
     async fn await_init(&mut self) -> Result<Option<Principal>, Close> {
         loop {
-            let text = match self.socket.next().await {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ok(None),
+            let next = match &self.pending {
+                Some(pending) => tokio::select! {
+                    next = self.socket.next() => next,
+                    () = pending.evicted() => return Err(Close::EVICTED),
+                },
+                None => self.socket.next().await,
+            };
+            let text = match next {
+                None | Some(Ok(Message::Close(_))) => return Ok(None),
+                Some(Err(err)) => return too_big(err).map_or(Ok(None), Err),
                 Some(Ok(Message::Text(text))) => text,
                 Some(Ok(_)) => continue,
             };
             let message: Value = serde_json::from_str(&text).map_err(|_| Close::INVALID_MESSAGE)?;
             match message["type"].as_str() {
                 Some("connection_init") => {
+                    // It is no longer idle: no newer socket can evict it
+                    // while its token is checked.
+                    self.pending = None;
                     let principal = self.authenticate(&message["payload"]).await?;
                     self.send(connection_ack()).await;
                     return Ok(Some(principal));
@@ -303,7 +320,8 @@ impl Connection {
                 }
                 incoming = self.socket.next() => {
                     let text = match incoming {
-                        None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break None,
+                        None | Some(Ok(Message::Close(_))) => break None,
+                        Some(Err(err)) => break too_big(err),
                         Some(Ok(Message::Text(text))) => text,
                         Some(Ok(Message::Binary(_))) => break Some(Close::BINARY_MESSAGE),
                         Some(Ok(_)) => continue,
@@ -420,6 +438,17 @@ impl Connection {
         }
         Ok(())
     }
+}
+
+/// The close of a socket whose read failed because the message was over the
+/// size limit; other failures (the client went away, a broken frame) get none.
+fn too_big(err: axum::Error) -> Option<Close> {
+    let err = err.into_inner();
+    matches!(
+        err.downcast_ref::<tungstenite::Error>(),
+        Some(tungstenite::Error::Capacity(_))
+    )
+    .then_some(Close::MESSAGE_TOO_BIG)
 }
 
 /// Runs one operation and sends its results; returns its id when done.

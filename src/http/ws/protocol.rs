@@ -104,6 +104,11 @@ pub(super) struct Close(pub u16, pub &'static str);
 impl Close {
     pub(super) const TERMINATED: Close = Close(1000, "Terminated");
     pub(super) const SHUTTING_DOWN: Close = Close(1001, "The gateway is shutting down");
+    pub(super) const MESSAGE_TOO_BIG: Close = Close(1009, "Message too big");
+    pub(super) const EVICTED: Close = Close(
+        1013,
+        "Too many connections are waiting to initialise; try again",
+    );
     pub(super) const INVALID_MESSAGE: Close = Close(4400, "Invalid message");
     pub(super) const BINARY_MESSAGE: Close = Close(4400, "Binary messages are not accepted");
     pub(super) const MISSING_ID: Close = Close(4400, "A subscription needs an id");
