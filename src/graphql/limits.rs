@@ -3,9 +3,17 @@
 //! Checked by the request pipeline (`graphql::execute`) on the parsed document
 //! of every operation, over HTTP or WebSocket: text size, depth, complexity
 //! (list fields weighted by their `first` / `last`), aliases, root fields and
-//! directives per field. Each has its own `extensions.code`. Introspection fields (`__schema`, `__type`) count for
-//! aliases and directives but not for depth or complexity, so GraphiQL's own
-//! introspection query passes.
+//! directives per field. Each has its own `extensions.code`.
+//!
+//! Introspection (`__schema`, `__type`) counts for complexity, aliases and
+//! directives, but not for depth, so GraphiQL's own introspection query
+//! (about 250 fields, nested about 15 deep by `ofType`) passes. What bounds
+//! it instead is what makes it expensive: the schema's cycles. A path may
+//! pass through at most [`MAX_INTROSPECTION_LISTS`] of the lists that lead
+//! from a type to many others (`fields`, `inputFields`, `interfaces`,
+//! `possibleTypes`), as graphql-js's `MaxIntrospectionDepthRule` allows, and
+//! fragments spread many times count once per spread for complexity, so a
+//! chain of fragments that doubles at each link is refused.
 
 use std::collections::{HashMap, HashSet};
 
@@ -15,6 +23,14 @@ use async_graphql::{Name, Value};
 
 use crate::domain::page::DEFAULT_PAGE_SIZE;
 use crate::error::codes;
+
+/// Most lists from a type to other types one path through introspection
+/// may pass through: `__type { fields { type { fields { … } } } }` fans out
+/// once per level, and the schema's cycles let it do so without end.
+pub(crate) const MAX_INTROSPECTION_LISTS: usize = 2;
+
+/// The introspection fields that lead from one type to many others.
+const TYPE_LISTS: [&str; 4] = ["fields", "inputFields", "interfaces", "possibleTypes"];
 
 /// The limits, each a setting.
 #[derive(Debug, Clone)]
@@ -127,6 +143,15 @@ pub(crate) fn check_document(
                 ),
             ));
         }
+        if measured.lists > MAX_INTROSPECTION_LISTS {
+            return Err(LimitExceeded::new(
+                codes::QUERY_TOO_DEEP,
+                format!(
+                    "the introspection passes through {} of fields / inputFields / interfaces / possibleTypes on one path; at most {MAX_INTROSPECTION_LISTS} are accepted",
+                    measured.lists
+                ),
+            ));
+        }
         if measured.complexity > limits.max_complexity {
             return Err(LimitExceeded::new(
                 codes::QUERY_TOO_COMPLEX,
@@ -172,15 +197,19 @@ pub(crate) fn asks_for_introspection(document: &ExecutableDocument) -> bool {
 struct Measured {
     depth: usize,
     complexity: u64,
+    /// The most of [`TYPE_LISTS`] on one path.
+    lists: usize,
 }
 
 /// What one fragment costs, measured once: its depth counted from 1 at its
-/// own fields, its complexity per resolution, and its aliases.
+/// own fields, its complexity per resolution, its aliases, and the most of
+/// [`TYPE_LISTS`] on one path through it.
 #[derive(Clone, Copy)]
 struct FragmentCost {
     depth: usize,
     complexity: u64,
     aliases: usize,
+    lists: usize,
 }
 
 struct Walk<'a> {
@@ -240,6 +269,7 @@ impl Walk<'_> {
         let mut measured = Measured {
             depth: depth.saturating_sub(1),
             complexity: 0,
+            lists: 0,
         };
         for item in &set.items {
             let inner = match &item.node {
@@ -255,11 +285,13 @@ impl Walk<'_> {
                     Measured {
                         depth: depth.saturating_sub(1) + cost.depth,
                         complexity: multiplier.saturating_mul(cost.complexity),
+                        lists: cost.lists,
                     }
                 }
             };
             measured.depth = measured.depth.max(inner.depth);
             measured.complexity = measured.complexity.saturating_add(inner.complexity);
+            measured.lists = measured.lists.max(inner.lists);
         }
         Ok(measured)
     }
@@ -282,6 +314,7 @@ impl Walk<'_> {
             depth: measured.depth,
             complexity: measured.complexity,
             aliases: self.aliases - aliases_before,
+            lists: measured.lists,
         };
         // Its aliases are counted where it is spread.
         self.aliases = aliases_before;
@@ -325,24 +358,22 @@ impl Walk<'_> {
             ));
         }
         let name = field.name.node.as_str();
-        if name == "__schema" || name == "__type" {
-            // Walked for its aliases and directives; its depth and
-            // complexity are dropped.
-            self.measure(&field.selection_set.node, 0, 0)?;
-            return Ok(Measured {
-                depth: 0,
-                complexity: 0,
-            });
-        }
         let items = self.page_size(field).max(1);
         let children = self.measure(
             &field.selection_set.node,
             depth + 1,
             multiplier.saturating_mul(items),
         )?;
+        let introspection = name == "__schema" || name == "__type";
         Ok(Measured {
-            depth: children.depth.max(depth),
+            // Introspection's depth is bounded by its lists instead.
+            depth: if introspection {
+                depth
+            } else {
+                children.depth.max(depth)
+            },
             complexity: multiplier.saturating_add(children.complexity),
+            lists: children.lists + usize::from(TYPE_LISTS.contains(&name)),
         })
     }
 
@@ -457,13 +488,35 @@ mod tests {
     }
 
     #[test]
-    fn introspection_is_not_held_to_depth_or_complexity() {
+    fn introspection_is_held_to_its_lists_not_to_depth() {
         let deep = format!(
             "{{ __schema {{ types {{ {}name{} }} }} }}",
             "ofType { ".repeat(15),
             " }".repeat(15)
         );
         assert!(check(&deep).is_ok());
+        let two = "{ __type(name: \"Query\") { fields { type { inputFields { name } } } } }";
+        assert!(check(two).is_ok());
+        let three = "{ __type(name: \"Query\") { fields { type { fields { type { interfaces { name } } } } } } }";
+        assert_eq!(code(three), "QUERY_TOO_DEEP");
+        let through_fragments = "{ __type(name: \"Query\") { ...A } } \
+            fragment A on __Type { fields { type { ...B } } } \
+            fragment B on __Type { possibleTypes { ...C } } \
+            fragment C on __Type { fields { name } }";
+        assert_eq!(code(through_fragments), "QUERY_TOO_DEEP");
+    }
+
+    #[test]
+    fn introspection_counts_for_complexity() {
+        let mut doubling = String::from("{ __type(name: \"Query\") { ...F0 } }");
+        for i in 0..18 {
+            let next = i + 1;
+            doubling.push_str(&format!(
+                " fragment F{i} on __Type {{ ofType {{ ...F{next} }} ...F{next} }}"
+            ));
+        }
+        doubling.push_str(" fragment F18 on __Type { name }");
+        assert_eq!(code(&doubling), "QUERY_TOO_COMPLEX");
     }
 
     #[test]

@@ -181,6 +181,68 @@ async fn introspection_follows_the_key_and_its_setting(backend: Backend) {
     assert_eq!(body["data"]["__schema"]["queryType"]["name"], "Query");
 }
 
+/// graphql-js's `getIntrospectionQuery()`, as GraphiQL sends it.
+const INTROSPECTION_QUERY: &str = "query IntrospectionQuery {
+  __schema {
+    queryType { name } mutationType { name } subscriptionType { name }
+    types { ...FullType }
+    directives { name description locations args(includeDeprecated: true) { ...InputValue } }
+  }
+}
+fragment FullType on __Type {
+  kind name description specifiedByURL isOneOf
+  fields(includeDeprecated: true) {
+    name description args(includeDeprecated: true) { ...InputValue }
+    type { ...TypeRef } isDeprecated deprecationReason
+  }
+  inputFields(includeDeprecated: true) { ...InputValue }
+  interfaces { ...TypeRef }
+  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+  possibleTypes { ...TypeRef }
+}
+fragment InputValue on __InputValue {
+  name description type { ...TypeRef } defaultValue isDeprecated deprecationReason
+}
+fragment TypeRef on __Type {
+  kind name
+  ofType { kind name ofType { kind name ofType { kind name ofType { kind name
+    ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }
+}";
+
+async fn introspection_that_follows_the_schemas_cycles_is_refused_before_it_runs(backend: Backend) {
+    let app = TestApp::builder(backend)
+        .configure(|c| c.introspection = Some(true))
+        .spawn()
+        .await;
+    let (status, body) = send(&app, INTROSPECTION_QUERY).await;
+    assert_eq!(status, 200, "{body}");
+    assert_no_errors(&body);
+    assert!(body["data"]["__schema"]["types"].as_array().unwrap().len() > 10);
+
+    // Eighteen chained fragments, each following a type's fields to their
+    // types: every link fans out over the schema again.
+    let mut fanning = String::from("{ __type(name: \"Query\") { ...F0 } }");
+    for i in 0..18 {
+        fanning.push_str(&format!(
+            " fragment F{i} on __Type {{ name fields {{ name type {{ ofType {{ ...F{} }} }} }} }}",
+            i + 1
+        ));
+    }
+    fanning.push_str(" fragment F18 on __Type { name }");
+    assert_refused(&app, &fanning, "QUERY_TOO_DEEP").await;
+
+    // Eighteen chained fragments, each spreading the next twice.
+    let mut doubling = String::from("{ __type(name: \"Query\") { ...F0 } }");
+    for i in 0..18 {
+        let next = i + 1;
+        doubling.push_str(&format!(
+            " fragment F{i} on __Type {{ name ofType {{ ...F{next} }} ...F{next} }}"
+        ));
+    }
+    doubling.push_str(" fragment F18 on __Type { name }");
+    assert_refused(&app, &doubling, "QUERY_TOO_COMPLEX").await;
+}
+
 async fn cors_answers_only_allowed_origins_and_never_with_credentials(backend: Backend) {
     let closed = TestApp::spawn(backend.clone()).await;
     let open = TestApp::builder(backend)
@@ -410,6 +472,7 @@ crate::on_both_backends!(
     the_default_limits_refuse_alias_floods_field_floods_and_batches,
     a_body_over_the_limit_is_refused_with_413,
     introspection_follows_the_key_and_its_setting,
+    introspection_that_follows_the_schemas_cycles_is_refused_before_it_runs,
     cors_answers_only_allowed_origins_and_never_with_credentials,
     rate_limits_are_reached_and_recovered,
     slow_database_work_ends_with_timeout_and_leaves_the_pool_usable,
