@@ -3,7 +3,8 @@
 //! Parsing an indicator validates it and brings it to one canonical text form
 //! (`2001:DB8::1` → `2001:db8::1`, `Example.COM.` → `example.com`, hashes in
 //! lower case), so that the same indicator is stored, filtered and blocked the
-//! same way whatever its spelling.
+//! same way whatever its spelling. The rules hold for the canonical form, so
+//! what is accepted parses again, unchanged, when the executor reads it back.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -95,19 +96,20 @@ impl fmt::Display for Indicator {
 }
 
 fn parse_ip(value: &str) -> Result<Indicator, String> {
-    let ip: IpAddr = value
+    let parsed: IpAddr = value
         .parse()
         .map_err(|_| format!("'{}' is not an IPv4 or IPv6 address", shorten(value)))?;
-    if ip.is_unspecified() {
-        return Err(format!(
-            "{ip} is the unspecified address, which matches nothing"
-        ));
-    }
-    // An IPv4-mapped IPv6 address is the IPv4 address: store it as one.
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+    // An IPv4-mapped IPv6 address is the IPv4 address: store it as one, and
+    // judge it as one (`::ffff:0.0.0.0` is `0.0.0.0`).
+    let ip = match parsed {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(parsed),
         v4 => v4,
     };
+    if ip.is_unspecified() {
+        return Err(format!(
+            "{parsed} is the unspecified address, which matches nothing"
+        ));
+    }
     Ok(Indicator::Ip(ip))
 }
 
@@ -129,7 +131,14 @@ fn parse_url(value: &str) -> Result<Indicator, String> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err("a URL must not carry credentials".to_owned());
     }
-    Ok(Indicator::Url(url.to_string()))
+    // Percent-encoding and punycode can lengthen it: the stored form counts.
+    let canonical = url.to_string();
+    if canonical.len() > MAX_URL_LEN {
+        return Err(format!(
+            "a URL is at most {MAX_URL_LEN} characters once percent-encoded"
+        ));
+    }
+    Ok(Indicator::Url(canonical))
 }
 
 /// Validates a domain name and returns it in canonical form: lower case,
@@ -199,6 +208,10 @@ pub(crate) fn shorten(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use proptest::prelude::*;
+
     use super::*;
 
     fn canonical(kind: IndicatorKind, value: &str) -> String {
@@ -297,6 +310,46 @@ mod tests {
         );
         assert!(Indicator::parse(IndicatorKind::FileHash, &"g".repeat(64)).is_err());
         assert!(Indicator::parse(IndicatorKind::FileHash, &"a".repeat(33)).is_err());
+    }
+
+    #[test]
+    fn special_addresses_are_judged_after_unwrapping_ipv4_mapped_forms() {
+        for bad in ["::ffff:0.0.0.0", "::ffff:0:0", "0:0:0:0:0:ffff:0.0.0.0"] {
+            assert!(Indicator::parse(IndicatorKind::Ip, bad).is_err(), "{bad}");
+        }
+        let growing = format!("https://x.example/{}", "ü".repeat(1000));
+        assert!(growing.len() <= MAX_URL_LEN);
+        assert!(Indicator::parse(IndicatorKind::Url, &growing).is_err());
+    }
+
+    fn any_indicator() -> impl Strategy<Value = (IndicatorKind, String)> {
+        let ip = |v: String| (IndicatorKind::Ip, v);
+        prop_oneof![
+            any::<Ipv4Addr>().prop_map(move |v4| ip(v4.to_string())),
+            any::<Ipv4Addr>().prop_map(move |v4| ip(format!("::ffff:{v4}"))),
+            any::<Ipv4Addr>().prop_map(move |v4| ip(format!("::{v4}"))),
+            any::<Ipv6Addr>().prop_map(move |v6| ip(v6.to_string())),
+            "(0|1|255)\\.(0|1|255)\\.(0|1|255)\\.(0|1|255)|::(ffff:)?[0-9.:a-f]{0,12}"
+                .prop_map(ip),
+            "(https?|HTTP)://([a-zA-Zü0-9-]{1,12}\\.){1,3}[a-z]{2,5}(:[0-9]{1,5})?(/[^#?]{0,700})?(\\?.{0,300})?(#.{0,100})?"
+                .prop_map(|v| (IndicatorKind::Url, v)),
+            "([a-zA-Z0-9ü_-]{1,70}\\.){1,5}[a-zA-Z0-9ü-]{1,70}\\.?"
+                .prop_map(|v| (IndicatorKind::Domain, v)),
+            "[0-9a-fA-F]{32}|[0-9a-fA-F]{40}|[0-9a-fA-F]{64}"
+                .prop_map(|v| (IndicatorKind::FileHash, v)),
+        ]
+    }
+
+    proptest! {
+        /// What is accepted parses again to itself: the executor reads back
+        /// the canonical text and must find the same indicator.
+        #[test]
+        fn the_canonical_form_parses_to_itself((kind, value) in any_indicator()) {
+            if let Ok(indicator) = Indicator::parse(kind, &value) {
+                let again = Indicator::parse(kind, &indicator.to_string());
+                prop_assert_eq!(again, Ok(indicator), "from {}", value);
+            }
+        }
     }
 
     #[test]

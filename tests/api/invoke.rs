@@ -138,7 +138,20 @@ async fn each_invalid_input_is_bad_user_input_naming_the_field_and_stores_nothin
             "input.parameters[0].value",
         ),
         (
+            json!({"name": "blockIp", "parameters": ip("::ffff:0.0.0.0")}),
+            "input.parameters[0].value",
+        ),
+        (
+            json!({"name": "blockIp", "parameters": ip("0:0:0:0:0:ffff:0:0")}),
+            "input.parameters[0].value",
+        ),
+        (
             json!({"name": "blockUrl", "parameters": [{"name": "url", "value": "ftp://x.example/"}]}),
+            "input.parameters[0].value",
+        ),
+        (
+            // 2,018 bytes as sent, over 6,000 once percent-encoded.
+            json!({"name": "blockUrl", "parameters": [{"name": "url", "value": format!("https://x.example/{}", "ü".repeat(1000))}]}),
             "input.parameters[0].value",
         ),
         (
