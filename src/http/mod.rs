@@ -179,12 +179,21 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// The process can serve: the database answers.
+/// How long `/readyz` waits for the database: a load balancer's probe
+/// should hear "not ready" well before its own timeout, not after the
+/// pool's.
+const READINESS_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The process can serve: the database answers, within [`READINESS_TIMEOUT`].
 async fn readyz(State(state): State<HttpState>) -> Response {
-    match state.services.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready").into_response(),
-        Err(err) => {
+    match tokio::time::timeout(READINESS_TIMEOUT, state.services.store.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready").into_response(),
+        Ok(Err(err)) => {
             tracing::warn!(error = %err.for_log(), "readiness check: database unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+        }
+        Err(_) => {
+            tracing::warn!(timeout = ?READINESS_TIMEOUT, "readiness check: the database did not answer in time");
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
         }
     }

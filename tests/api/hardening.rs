@@ -425,6 +425,64 @@ async fn slow_database_work_ends_with_timeout_and_leaves_the_pool_usable(backend
     }
 }
 
+async fn readiness_answers_503_at_once_while_the_database_does_not_answer(backend: Backend) {
+    let app = TestApp::builder(backend)
+        .configure(|c| {
+            c.store.max_connections = 2;
+            c.store.statement_timeout = Duration::from_secs(60);
+            c.http.request_timeout = Duration::from_secs(60);
+        })
+        .spawn()
+        .await;
+    let readyz = || async {
+        // Well within what a load balancer's probe waits, and far less than
+        // the pool's 10 s acquire timeout.
+        app.client
+            .get(app.url("/readyz"))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map(|response| response.status().as_u16())
+    };
+    assert_eq!(readyz().await.unwrap(), 200);
+
+    // Every connection of the pool waits on a lock held elsewhere.
+    let lock = hold_lock(&app).await;
+    let waiting: Vec<_> = (0..2)
+        .map(|i| {
+            let client = app.client.clone();
+            let url = app.url("/graphql");
+            let body = json!({"query": INVOKE.replace("1.2.3.4", &format!("1.2.7.{i}"))});
+            tokio::spawn(async move {
+                client
+                    .post(url)
+                    .bearer_auth(writer("tenant-a"))
+                    .json(&body)
+                    .send()
+                    .await
+            })
+        })
+        .collect();
+    eventually("readiness to say the database does not answer", || async {
+        readyz().await.map(|status| status == 503).unwrap_or(false)
+    })
+    .await;
+    assert_eq!(
+        readyz().await.expect("an answer, not a hang"),
+        503,
+        "while every connection waits"
+    );
+
+    lock.rollback().await.unwrap();
+    for request in waiting {
+        assert_eq!(request.await.unwrap().unwrap().status(), 200);
+    }
+    eventually("readiness to recover", || async {
+        readyz().await.map(|status| status == 200).unwrap_or(false)
+    })
+    .await;
+}
+
 async fn internal_errors_carry_a_request_id_and_nothing_of_the_internals(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let token = writer("tenant-a");
@@ -477,4 +535,5 @@ crate::on_both_backends!(
     rate_limits_are_reached_and_recovered,
     slow_database_work_ends_with_timeout_and_leaves_the_pool_usable,
     internal_errors_carry_a_request_id_and_nothing_of_the_internals,
+    readiness_answers_503_at_once_while_the_database_does_not_answer,
 );
