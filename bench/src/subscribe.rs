@@ -113,6 +113,12 @@ fn now_micros() -> i64 {
         .map_or(0, |d| d.as_micros() as i64)
 }
 
+/// A 64-bit hash of a cursor: eight bytes a delivery instead of its text.
+fn hash_of(cursor: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(cursor)
+}
+
 /// Splits `subscribers` over `connections` as evenly as possible.
 fn spread(subscribers: usize, connections: usize) -> Vec<usize> {
     (0..connections)
@@ -120,9 +126,11 @@ fn spread(subscribers: usize, connections: usize) -> Vec<usize> {
         .collect()
 }
 
-/// Per subscription of a socket: its last cursor, and whether it is live.
+/// Per subscription of a socket: the cursors it received (hashed; cursors
+/// are opaque, so a repeat is told by equality, not by order), and whether
+/// it is live.
 struct Subscription {
-    last_seq: i64,
+    seen: HashSet<u64>,
     live: bool,
 }
 
@@ -174,7 +182,7 @@ async fn read(
 ) -> Collected {
     let mut subs: Vec<Subscription> = (0..count)
         .map(|_| Subscription {
-            last_seq: 0,
+            seen: HashSet::new(),
             live: false,
         })
         .collect();
@@ -205,9 +213,9 @@ async fn read(
         match ws::classify(&text) {
             ws::Incoming::Event { id, event } => {
                 let index = id.parse::<usize>().ok().and_then(|i| i.checked_sub(1));
-                let (Some(sub), Some(seq), Some(occurred), Ok(action)) = (
+                let (Some(sub), Some(cursor), Some(occurred), Ok(action)) = (
                     index.and_then(|i| subs.get_mut(i)),
-                    event.cursor.as_deref().and_then(ws::cursor_seq),
+                    event.cursor.as_deref(),
                     event.occurred_date_time.as_deref().and_then(ws::micros_of),
                     Uuid::parse_str(&event.action.id),
                 ) else {
@@ -218,11 +226,10 @@ async fn read(
                     sub.live = true;
                     shared.live.fetch_add(1, Ordering::Relaxed);
                 }
-                if seq <= sub.last_seq {
+                if !sub.seen.insert(hash_of(cursor)) {
                     out.duplicates += 1;
                     continue;
                 }
-                sub.last_seq = seq;
                 let window_from = shared.window_from.load(Ordering::Acquire);
                 let probe = shared.probes.get().is_some_and(|p| p.contains(&action));
                 if window_from > 0 && occurred >= window_from && !probe {

@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -197,16 +195,6 @@ pub fn classify(text: &str) -> Incoming {
     }
 }
 
-/// The number inside an event cursor (`base64url("e1:<seq>")`).
-pub fn cursor_seq(cursor: &str) -> Option<i64> {
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
-    std::str::from_utf8(&bytes)
-        .ok()?
-        .strip_prefix("e1:")?
-        .parse()
-        .ok()
-}
-
 /// Microseconds since the epoch of an RFC 3339 time.
 pub fn micros_of(rfc3339: &str) -> Option<i64> {
     chrono::DateTime::parse_from_rfc3339(rfc3339)
@@ -235,7 +223,7 @@ mod tests {
             Incoming::Event { id, event } => {
                 assert_eq!(id, "3");
                 assert_eq!(event.action.id, "a");
-                assert_eq!(cursor_seq(event.cursor.as_deref().unwrap()), Some(42));
+                assert_eq!(event.cursor.as_deref(), Some("ZTE6NDI"));
                 assert_eq!(
                     micros_of(event.occurred_date_time.as_deref().unwrap()),
                     Some(1_796_119_200_123_456)
@@ -269,6 +257,5 @@ mod tests {
             }
         );
         assert_eq!(classify(r#"{"type":"pong"}"#), Incoming::Other);
-        assert_eq!(cursor_seq("not a cursor"), None);
     }
 }

@@ -13,6 +13,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261201_000001_create_actions;
 mod m20261202_000001_index_parameter_values;
 mod m20261203_000001_action_counters;
+mod m20261210_000001_create_gateway_secrets;
 
 /// The counters table and what reads and repairs it.
 pub mod counters {
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_create_actions::Migration),
             Box::new(m20261202_000001_index_parameter_values::Migration),
             Box::new(m20261203_000001_action_counters::Migration),
+            Box::new(m20261210_000001_create_gateway_secrets::Migration),
         ]
     }
 }

@@ -27,6 +27,7 @@ use uuid::Uuid;
 use crate::domain::action::{Action, Parameter, StateChange};
 use crate::error::AppError;
 use crate::store::{Store, StoredEvent};
+use cursor::CursorKey;
 
 mod counts;
 pub mod cursor;
@@ -119,6 +120,8 @@ pub struct EventHub {
 
 struct HubInner {
     store: Store,
+    /// Seals event numbers into the cursors clients see.
+    cursors: CursorKey,
     batches: broadcast::Sender<Arc<EventBatch>>,
     /// The cursor of the last event published.
     head: AtomicI64,
@@ -135,10 +138,13 @@ impl EventHub {
     /// batches for subscribers that are behind.
     pub(crate) async fn new(store: Store, capacity: usize) -> Result<EventHub, AppError> {
         let head = store.event_head().await?;
+        let secret = store.secret(cursor::KEY_NAME, cursor::KEY_BYTES).await?;
+        let cursors = CursorKey::new(&secret)?;
         let (batches, _) = broadcast::channel(capacity.max(1));
         Ok(EventHub {
             inner: Arc::new(HubInner {
                 store,
+                cursors,
                 batches,
                 head: AtomicI64::new(head),
                 wake: Notify::new(),
@@ -155,6 +161,11 @@ impl EventHub {
 
     pub(crate) fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Makes and reads the cursors of events, as `tenant` sees them.
+    pub fn cursors(&self) -> &CursorKey {
+        &self.inner.cursors
     }
 
     /// How many feeds are attached now: each live subscription holds one.

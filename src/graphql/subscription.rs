@@ -8,7 +8,6 @@ use super::context::{principal, services};
 use super::inputs::FilterArgument;
 use super::types::{OperationStatus, SecurityAction, StatusCount};
 use crate::error::AppError;
-use crate::events::cursor;
 use crate::events::feed::{self, Delivered, FeedError};
 
 pub(crate) struct Subscription;
@@ -32,7 +31,10 @@ impl Subscription {
         let services = services(ctx);
         let after = match after {
             Some(text) => {
-                let seq = cursor::decode("after", &text)?;
+                let seq = services
+                    .events
+                    .cursors()
+                    .decode(&caller.tenant_id, "after", &text)?;
                 if !services.store.has_event(&caller.tenant_id, seq).await? {
                     return Err(AppError::bad_input(
                         "after",
@@ -50,13 +52,15 @@ impl Subscription {
             after,
             services.subscriber_max_lag,
         );
-        Ok(feed.map(|item| match item {
+        let events = services.events.clone();
+        let tenant = caller.tenant_id.clone();
+        Ok(feed.map(move |item| match item {
             Ok(delivered) => Ok(ActionStatusEvent(delivered)),
             Err(FeedError::Store(err)) => Err(err.extend()),
             Err(FeedError::TooSlow { cursor: at }) => Err(AppError::TooSlow(match at {
                 Some(at) => format!(
                     "this subscription fell too far behind and was ended; subscribe again with after: \"{}\"",
-                    cursor::encode(at)
+                    events.cursors().encode(&tenant, at)
                 ),
                 None => "this subscription fell too far behind and was ended; subscribe again".to_owned(),
             })
@@ -99,8 +103,12 @@ pub(crate) struct ActionStatusEvent(Delivered);
 #[Object]
 impl ActionStatusEvent {
     /// Pass as `after` to resume from this event.
-    async fn cursor(&self) -> String {
-        cursor::encode(self.0.event.seq)
+    async fn cursor(&self, ctx: &Context<'_>) -> String {
+        let event = &self.0.event;
+        services(ctx)
+            .events
+            .cursors()
+            .encode(&event.tenant_id, event.seq)
     }
 
     /// The action, as it stood when the event was read.

@@ -35,6 +35,7 @@ mod invoke;
 mod notify;
 mod read;
 mod rows;
+mod secrets;
 mod sql;
 mod transition;
 mod work;

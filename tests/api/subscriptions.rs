@@ -159,7 +159,8 @@ async fn a_malformed_or_unknown_cursor_is_bad_user_input(backend: Backend) {
     let mut client = WsClient::connect(&app, TRANSPORT, &token).await;
     let other_tenant = block(&app, &writer("tenant-b"), "10.0.0.1").await;
     let _ = other_tenant;
-    let unknown = actiongate::event_cursor::encode(1);
+    // A well-formed cursor (made beneath the API) of another tenant's event.
+    let unknown = app.events.cursors().encode("tenant-a", 1);
     for (id, after) in [("bad", json!("not-a-cursor")), ("unknown", json!(unknown))] {
         client.subscribe(id, WATCH, json!({"after": after})).await;
         let message = client.next_message().await;
@@ -171,6 +172,77 @@ async fn a_malformed_or_unknown_cursor_is_bad_user_input(backend: Backend) {
         );
         assert_eq!(message["payload"][0]["extensions"]["field"], "after");
     }
+}
+
+async fn event_cursors_tell_a_tenant_nothing_of_other_tenants(backend: Backend) {
+    use base64::Engine;
+    let app = TestApp::builder(backend).with_executor().spawn().await;
+    let (a, b) = (writer("tenant-a"), writer("tenant-b"));
+    let mut client = WsClient::connect(&app, TRANSPORT, &a).await;
+    watch(&app, &mut client, "a", json!({})).await;
+    let first = block(&app, &a, "10.0.3.1").await;
+    let first_events = client.events("a", 3).await;
+    // Over a hundred events of another tenant in between.
+    let mut between = Vec::new();
+    for i in 0..40 {
+        between.push(block(&app, &b, &format!("10.0.4.{i}")).await);
+    }
+    for id in &between {
+        app.wait_for_status(&b, id, "COMPLETED").await;
+    }
+    let second = block(&app, &a, "10.0.3.2").await;
+    let second_events = client.events("a", 3).await;
+    assert_eq!(event_ids(&first_events), [first.as_str(); 3]);
+    assert_eq!(event_ids(&second_events), [second.as_str(); 3]);
+
+    // The event numbers, which count every tenant's events, are nowhere in
+    // the cursor's bytes.
+    let numbers: Vec<i64> = app
+        .store
+        .events_after("tenant-a", 0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(numbers.len(), 6);
+    for event in first_events.iter().chain(&second_events) {
+        let text = event["cursor"].as_str().unwrap();
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text)
+            .unwrap_or_else(|_| text.as_bytes().to_vec());
+        for seq in &numbers {
+            for needle in [
+                seq.to_string().into_bytes(),
+                seq.to_be_bytes().to_vec(),
+                seq.to_le_bytes().to_vec(),
+            ] {
+                // (Shorter needles turn up in random bytes by chance.)
+                assert!(
+                    needle.len() < 3 || !bytes.windows(needle.len()).any(|w| w == needle),
+                    "cursor {text} carries the event number {seq}"
+                );
+            }
+        }
+    }
+
+    // Another tenant cannot use them.
+    let mut other = WsClient::connect(&app, TRANSPORT, &b).await;
+    other
+        .subscribe("b", WATCH, json!({"after": first_events[0]["cursor"]}))
+        .await;
+    let refused = other.next_message().await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["payload"][0]["extensions"]["field"], "after");
+
+    // Their own tenant resumes with them.
+    let mut again = WsClient::connect(&app, TRANSPORT, &a).await;
+    again
+        .subscribe("r", WATCH, json!({"after": first_events[2]["cursor"]}))
+        .await;
+    let replayed = again.events("r", 3).await;
+    assert_eq!(event_ids(&replayed), [second.as_str(); 3]);
+    assert_eq!(replayed, second_events);
 }
 
 /// Waits until the fan-out has published every event numbered so far.
@@ -426,7 +498,7 @@ async fn a_feed_too_far_behind_ends_with_the_cursor_to_resume_from(backend: Back
         .subscribe(
             "r",
             WATCH,
-            json!({"after": actiongate::event_cursor::encode(resume_from)}),
+            json!({"after": app.events.cursors().encode("tenant-a", resume_from)}),
         )
         .await;
     let replayed = client.next_event("r").await;
@@ -588,6 +660,7 @@ crate::on_both_backends!(
     a_subscriber_resumes_from_its_cursor_with_exactly_the_missed_events,
     a_filter_by_ids_and_status_selects_events,
     a_malformed_or_unknown_cursor_is_bad_user_input,
+    event_cursors_tell_a_tenant_nothing_of_other_tenants,
     bad_tokens_missing_roles_silence_and_expiry_close_the_socket_with_their_codes,
     the_server_pings_and_the_legacy_protocol_works,
     duplicate_ids_and_too_many_subscriptions_are_refused,

@@ -5,4 +5,5 @@
 pub mod action;
 pub mod counter;
 pub mod parameter;
+pub mod secret;
 pub mod state;
