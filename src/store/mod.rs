@@ -99,9 +99,9 @@ pub struct Store {
 
 impl Store {
     /// Connects to `url` (`sqlite://…` or `postgres://…`). On SQLite it turns on
-    /// WAL, a busy timeout and foreign keys. A server that cannot be reached
-    /// is tried again a few times; the error says what failed and what to do,
-    /// for the operator starting the gateway.
+    /// WAL with a sync at every commit, a busy timeout and foreign keys. A
+    /// server that cannot be reached is tried again a few times; the error
+    /// says what failed and what to do, for the operator starting the gateway.
     ///
     /// A connection whose transaction did not end cleanly is never handed out
     /// again: a failed `COMMIT` (a full disk, a deferred constraint) is
@@ -131,7 +131,13 @@ impl Store {
                 let opts = opts
                     .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
                     .page_size(SQLITE_PAGE_BYTES as u32)
-                    .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+                    // Acknowledged means durable: a commit reaches the disk
+                    // before it returns, so neither a crash of the machine
+                    // nor a power cut loses an action a client was told is
+                    // stored, nor the claim the executor commits before it
+                    // calls a provider (which would leave a block applied
+                    // for an action the database no longer holds).
+                    .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
                     .busy_timeout(busy)
                     .foreign_keys(true);
                 match max_pages {
