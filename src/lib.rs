@@ -55,6 +55,7 @@ mod domain;
 mod error;
 mod events;
 mod executor;
+mod fuzzing;
 mod graphql;
 mod http;
 mod providers;
@@ -73,6 +74,10 @@ pub use graphql::sdl;
 pub use providers::config::ProvidersFile;
 pub use service::rate_limit::{Rate, RateLimits};
 pub use store::{CounterDrift, Store};
+
+// What the fuzz targets in `fuzz/` drive; not an API.
+#[doc(hidden)]
+pub use fuzzing::{fuzz_input_values, fuzz_request_body};
 
 // What the bench's seeder writes, named as the gateway names it.
 pub use domain::action::{EXECUTOR_APP, EXECUTOR_USER};

@@ -189,53 +189,13 @@ impl Pipeline {
         }
     }
 
-    /// Checks `request` before anything runs: the size of its text, how
-    /// deep it nests, the method (no mutation or subscription over GET), the operation limits and
-    /// introspection. Returns the type of the operation that will run, when
-    /// the document parses and names one; a document that does not parse is
-    /// left to execution, which reports it.
+    /// Checks `request` before anything runs; see [`check_request`].
     pub(crate) fn check(
         &self,
         request: &mut Request,
         arrival: Arrival,
     ) -> Result<Option<OperationType>, Refusal> {
-        check_size(&request.query, &self.limits)?;
-        // Before anything recurses through the document or the variables.
-        nesting::check_text(&request.query, MAX_NESTING)?;
-        nesting::check_variables(&request.variables, MAX_NESTING)?;
-        let operation_name = request.operation_name.clone();
-        let variables = request.variables.clone();
-        let Ok(document) = request.parsed_query() else {
-            return Ok(None);
-        };
-        nesting::check_fragments(document, MAX_NESTING)?;
-        let selected = match &document.operations {
-            DocumentOperations::Single(op) => Some(op.node.ty),
-            DocumentOperations::Multiple(ops) => match &operation_name {
-                Some(name) => ops.get(name.as_str()).map(|op| op.node.ty),
-                None if ops.len() == 1 => ops.values().next().map(|op| op.node.ty),
-                None => None,
-            },
-        };
-        if arrival == Arrival::Get
-            && matches!(
-                selected,
-                Some(OperationType::Mutation | OperationType::Subscription)
-            )
-        {
-            return Err(Refusal::new(
-                codes::METHOD_NOT_ALLOWED,
-                "mutations and subscriptions are not accepted over GET: use POST (or the WebSocket for subscriptions)",
-            ));
-        }
-        check_document(document, &variables, &self.limits)?;
-        if !self.introspection && asks_for_introspection(document) {
-            return Err(Refusal::new(
-                codes::INTROSPECTION_DISABLED,
-                "introspection is turned off on this gateway (--introspection)",
-            ));
-        }
-        Ok(selected)
+        check_request(request, arrival, &self.limits, self.introspection)
     }
 
     /// Runs a checked request to its one response, within the deadline.
@@ -368,6 +328,56 @@ fn record(
         &codes,
         started.elapsed(),
     );
+}
+
+/// Checks `request` before anything runs: the size of its text, how deep it
+/// nests, the method (no mutation or subscription over GET), the operation
+/// `limits` and, unless allowed, introspection. Returns the type of the
+/// operation that will run, when the document parses and names one; a
+/// document that does not parse is left to execution, which reports it.
+pub(crate) fn check_request(
+    request: &mut Request,
+    arrival: Arrival,
+    limits: &OperationLimits,
+    introspection: bool,
+) -> Result<Option<OperationType>, Refusal> {
+    check_size(&request.query, limits)?;
+    // Before anything recurses through the document or the variables.
+    nesting::check_text(&request.query, MAX_NESTING)?;
+    nesting::check_variables(&request.variables, MAX_NESTING)?;
+    let operation_name = request.operation_name.clone();
+    let variables = request.variables.clone();
+    let Ok(document) = request.parsed_query() else {
+        return Ok(None);
+    };
+    nesting::check_fragments(document, MAX_NESTING)?;
+    let selected = match &document.operations {
+        DocumentOperations::Single(op) => Some(op.node.ty),
+        DocumentOperations::Multiple(ops) => match &operation_name {
+            Some(name) => ops.get(name.as_str()).map(|op| op.node.ty),
+            None if ops.len() == 1 => ops.values().next().map(|op| op.node.ty),
+            None => None,
+        },
+    };
+    if arrival == Arrival::Get
+        && matches!(
+            selected,
+            Some(OperationType::Mutation | OperationType::Subscription)
+        )
+    {
+        return Err(Refusal::new(
+            codes::METHOD_NOT_ALLOWED,
+            "mutations and subscriptions are not accepted over GET: use POST (or the WebSocket for subscriptions)",
+        ));
+    }
+    check_document(document, &variables, limits)?;
+    if !introspection && asks_for_introspection(document) {
+        return Err(Refusal::new(
+            codes::INTROSPECTION_DISABLED,
+            "introspection is turned off on this gateway (--introspection)",
+        ));
+    }
+    Ok(selected)
 }
 
 fn label(mut response: Response, request_id: RequestId) -> Executed {

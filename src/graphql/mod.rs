@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::Schema;
+use async_graphql::{Schema, SchemaBuilder};
 
 pub(crate) mod connection;
 pub(crate) mod context;
@@ -31,16 +31,19 @@ pub(crate) type ActionSchema = Schema<query::Query, mutation::Mutation, subscrip
 /// Builds the schema over the given services. Without `introspection`,
 /// neither `__schema` / `__type` nor "did you mean" suggestions answer.
 pub(crate) fn build_schema(services: Arc<Services>, introspection: bool) -> ActionSchema {
+    schema_builder(introspection).data(services).finish()
+}
+
+/// The schema's settings, before the services it serves are attached.
+pub(crate) fn schema_builder(
+    introspection: bool,
+) -> SchemaBuilder<query::Query, mutation::Mutation, subscription::Subscription> {
     let builder = Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
-        .data(services)
-        .limit_recursive_depth(64);
+        .limit_recursive_depth(nesting::MAX_NESTING);
     if introspection {
-        builder.finish()
-    } else {
         builder
-            .disable_introspection()
-            .disable_suggestions()
-            .finish()
+    } else {
+        builder.disable_introspection().disable_suggestions()
     }
 }
 

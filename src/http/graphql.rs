@@ -64,17 +64,17 @@ pub(crate) async fn post(
             Ok(principal) => principal,
             Err(response) => return response.with_request_id(request_id),
         };
-        if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                codes::BATCH_NOT_SUPPORTED,
-                "send one operation per request; batches are not accepted",
-                request_id,
-            );
-        }
-        let request = match serde_json::from_slice::<GraphqlBody>(&body) {
-            Ok(body) => body.into_request(),
-            Err(_) => {
+        let request = match request_of_body(&body) {
+            Ok(request) => request,
+            Err(BodyRefusal::Batch) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    codes::BATCH_NOT_SUPPORTED,
+                    "send one operation per request; batches are not accepted",
+                    request_id,
+                );
+            }
+            Err(BodyRefusal::NotGraphql) => {
                 return error_response(
                     StatusCode::BAD_REQUEST,
                     codes::BAD_REQUEST,
@@ -96,6 +96,24 @@ pub(crate) async fn post(
     .instrument(span)
     .await;
     format.applied_to(response)
+}
+
+/// Why a POST body is not one GraphQL request.
+pub(crate) enum BodyRefusal {
+    /// A JSON array: a batch.
+    Batch,
+    /// Not `{"query": …}` in JSON.
+    NotGraphql,
+}
+
+/// The GraphQL request in a POST body.
+pub(crate) fn request_of_body(body: &[u8]) -> Result<async_graphql::Request, BodyRefusal> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(BodyRefusal::Batch);
+    }
+    serde_json::from_slice::<GraphqlBody>(body)
+        .map(GraphqlBody::into_request)
+        .map_err(|_| BodyRefusal::NotGraphql)
 }
 
 /// `GET /graphql?query=…&variables=…&operationName=…`: queries only, so that a
