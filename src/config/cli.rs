@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand};
 
 use super::{DEFAULT_DATA_DIR, DEFAULT_LISTEN};
 use crate::auth::dev::{DEV_APP, DEV_TENANT, DEV_USER};
-use crate::domain::time::{format_duration, parse_duration};
+use crate::domain::time::{format_duration, parse_duration, split_number};
 use crate::events::{DEFAULT_EVENT_BUFFER, DEFAULT_SUBSCRIBER_MAX_LAG};
 use crate::executor::ExecutorOptions;
 use crate::graphql::limits::OperationLimits;
@@ -345,10 +345,7 @@ pub enum LogFormat {
 /// Parses a size in bytes: a number, optionally followed by KiB, MiB or GiB.
 fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
+    let (number, unit) = split_number(text);
     let number: u64 = number
         .parse()
         .map_err(|_| format!("'{text}' is not a size such as 512MiB"))?;

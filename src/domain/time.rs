@@ -31,14 +31,20 @@ const UNITS: [(&str, u64); 5] = [
     ("d", 86_400_000),
 ];
 
+/// Splits `text` into its leading digits and the unit after them
+/// (`"512MiB"` → `("512", "MiB")`).
+pub(crate) fn split_number(text: &str) -> (&str, &str) {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    text.split_at(split)
+}
+
 /// Parses a duration such as `250ms`, `90s`, `30m`, `1h` or `7d`; a bare
 /// number is seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
+    let (number, unit) = split_number(text);
     let number: u64 = number
         .parse()
         .map_err(|_| format!("'{text}' is not a duration such as 10s"))?;
