@@ -34,7 +34,8 @@
 //!   providers, and the provider file.
 //! - `events`: status events from the state history to subscribers, with
 //!   resume and catch-up.
-//! - `telemetry`: the metrics every layer records (`/metrics`).
+//! - `telemetry`: the metrics every layer records (`/metrics`) and the
+//!   traces (spans exported over OTLP, W3C trace context in and out).
 //! - `error`: the one error type and every code a client can see.
 
 #![warn(unreachable_pub)]
@@ -66,14 +67,17 @@ mod telemetry;
 // What `main`, the integration tests and the bench use.
 pub use auth::dev::{DEV_TENANT, TokenSpec, load_or_create_dev_secret, mint, parse_ttl, role_name};
 pub use auth::{READ_ROLE, READ_WRITE_ROLE};
-pub use config::cli::{Cli, Command, LogFormat, TokenArgs};
-pub use config::{Config, TokenKeys};
+pub use config::cli::{Cli, Command, LogFormat, Settings, TokenArgs};
+pub use config::{Config, TokenKeys, trace_export};
 pub use domain::time::parse_duration;
 pub use events::{EventHub, cursor as event_cursor, feed as event_feed};
 pub use graphql::sdl;
 pub use providers::config::ProvidersFile;
 pub use service::rate_limit::{Rate, RateLimits};
 pub use store::{CounterDrift, Store};
+pub use telemetry::trace::{
+    DEFAULT_SERVICE_NAME, TraceExport, Tracer, layer as trace_export_layer,
+};
 
 // What the fuzz targets in `fuzz/` drive; not an API.
 #[doc(hidden)]
@@ -103,12 +107,21 @@ pub struct App {
     listener: TcpListener,
     address: SocketAddr,
     router: axum::Router,
+    /// `/metrics` on an address of its own (`--metrics-listen`), if asked.
+    metrics: Option<MetricsListener>,
     store: Store,
     executor: Executor,
     events: EventHub,
     /// Canceled when the gateway stops (or its future is dropped).
     stop: CancellationToken,
     dev_token: Option<String>,
+}
+
+/// The listener of `--metrics-listen` and what it serves.
+struct MetricsListener {
+    listener: TcpListener,
+    address: SocketAddr,
+    router: axum::Router,
 }
 
 impl App {
@@ -187,17 +200,33 @@ impl App {
                 public_url: config.http.public_url.clone(),
             }),
         };
-        let router = http::router(state, &config.http)?;
+        let router = http::router(state.clone(), &config.http, config.metrics_listen.is_none())?;
 
         let listener = TcpListener::bind(config.listen)
             .await
-            .map_err(|err| cannot_listen(config.listen, &err))?;
+            .map_err(|err| cannot_listen(config.listen, &err, "--listen"))?;
         let address = listener.local_addr()?;
         info!(%address, "listening");
+        let metrics = match config.metrics_listen {
+            Some(wanted) => {
+                let listener = TcpListener::bind(wanted)
+                    .await
+                    .map_err(|err| cannot_listen(wanted, &err, "--metrics-listen"))?;
+                let address = listener.local_addr()?;
+                info!(%address, "serving /metrics");
+                Some(MetricsListener {
+                    listener,
+                    address,
+                    router: http::metrics_router(state),
+                })
+            }
+            None => None,
+        };
         Ok(App {
             listener,
             address,
             router,
+            metrics,
             store,
             executor,
             events,
@@ -209,6 +238,12 @@ impl App {
     /// The address the gateway is bound to.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The address `/metrics` is served at when not at [`App::address`]
+    /// (`--metrics-listen`).
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|m| m.address)
     }
 
     /// The development token, when tokens are verified with the development key.
@@ -247,18 +282,34 @@ impl App {
         // Events outlive the executor, so its last transitions are numbered
         // and published before the process ends.
         let events_stop = CancellationToken::new();
+        let metrics_server = self.metrics.map(|metrics| {
+            let stop = self.stop.clone();
+            axum::serve(metrics.listener, metrics.router)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+        });
+        let metrics = async move {
+            match metrics_server {
+                Some(server) => server.await,
+                None => Ok(()),
+            }
+        };
         let serve_and_execute = async {
-            let result = tokio::join!(server.into_future(), self.executor.run(self.stop.clone()));
+            let result = tokio::join!(
+                server.into_future(),
+                self.executor.run(self.stop.clone()),
+                metrics
+            );
             events_stop.cancel();
             result
         };
-        let ((served, ()), (), ()) = tokio::join!(
+        let ((served, (), metrics_served), (), ()) = tokio::join!(
             serve_and_execute,
             self.events.run(events_stop.clone()),
             self.store.listen_for_notices(&events_stop),
         );
         self.store.close().await;
-        Ok(served?)
+        served?;
+        Ok(metrics_served?)
     }
 }
 
@@ -280,19 +331,19 @@ pub async fn connect_store(config: &Config) -> Result<Store, StartError> {
     Ok(store)
 }
 
-/// Why the gateway cannot listen on `address`, and what to do.
-fn cannot_listen(address: SocketAddr, err: &std::io::Error) -> String {
+/// Why the gateway cannot listen on `address`, given with `flag`, and what to do.
+fn cannot_listen(address: SocketAddr, err: &std::io::Error, flag: &str) -> String {
     let hint = match err.kind() {
-        std::io::ErrorKind::AddrInUse => {
-            "; another process listens there (another actiongate?): stop it or choose another address with --listen"
-        }
+        std::io::ErrorKind::AddrInUse => format!(
+            "; another process listens there (another actiongate?): stop it or choose another address with {flag}"
+        ),
         std::io::ErrorKind::AddrNotAvailable => {
-            "; no network interface of this machine has that address"
+            "; no network interface of this machine has that address".to_owned()
         }
         std::io::ErrorKind::PermissionDenied => {
-            "; ports below 1024 need privileges: choose another with --listen"
+            format!("; ports below 1024 need privileges: choose another with {flag}")
         }
-        _ => "",
+        _ => String::new(),
     };
     format!("cannot listen on {address}: {err}{hint}")
 }

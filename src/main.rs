@@ -1,13 +1,14 @@
-//! The `actiongate` command: parse the settings, set up logging, then serve,
-//! migrate, print the schema or mint a token.
+//! The `actiongate` command: parse the settings, set up logging and trace
+//! export, then serve, migrate, print the schema or mint a token.
 
 use std::process::ExitCode;
 
 use actiongate::{
-    App, Cli, Command, Config, DEV_TENANT, LogFormat, StartError, TokenArgs, TokenSpec,
+    App, Cli, Command, Config, DEV_TENANT, LogFormat, StartError, TokenArgs, TokenSpec, Tracer,
     load_or_create_dev_secret, mint, parse_ttl, role_name,
 };
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::prelude::*;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -15,8 +16,19 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse_args();
-    init_tracing(cli.settings.log_format);
-    match run(cli).await {
+    let tracer = match init_tracing(&cli.settings) {
+        Ok(tracer) => tracer,
+        Err(err) => {
+            eprintln!("actiongate: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = run(cli).await;
+    if let Some(tracer) = tracer {
+        // The spans of the last requests and attempts, still queued.
+        let _ = tokio::task::spawn_blocking(move || tracer.shutdown()).await;
+    }
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("actiongate: {err}");
@@ -91,21 +103,38 @@ fn mint_token(
 }
 
 /// Logs to standard error: text (coloured only on a terminal, and never with
-/// `NO_COLOR` set) or one JSON object a line.
-fn init_tracing(format: LogFormat) {
+/// `NO_COLOR` set) or one JSON object a line, as `ACTIONGATE_LOG` filters;
+/// and, with an OTLP endpoint, exports spans (with a filter of their own, see
+/// `telemetry::trace`). The [`Tracer`] returned flushes them at the end.
+fn init_tracing(settings: &actiongate::Settings) -> Result<Option<Tracer>, StartError> {
     use std::io::IsTerminal;
     let filter = EnvFilter::try_from_env("ACTIONGATE_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn"));
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = match settings.log_format {
+        LogFormat::Text => logs
             .with_ansi(std::io::stderr().is_terminal() && !no_color)
-            .init(),
-        LogFormat::Json => builder.json().with_ansi(false).init(),
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Json => logs.json().with_ansi(false).with_filter(filter).boxed(),
+    };
+    let export = actiongate::trace_export(settings)?;
+    let (traces, tracer) = match &export {
+        Some(export) => {
+            let (layer, tracer) = actiongate::trace_export_layer(export)?;
+            (Some(layer), Some(tracer))
+        }
+        None => (None, None),
+    };
+    tracing_subscriber::registry()
+        .with(logs)
+        .with(traces)
+        .init();
+    if let Some(export) = export {
+        tracing::info!(endpoint = %export.traces_url(), service = %export.service_name, "exporting traces");
     }
+    Ok(tracer)
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

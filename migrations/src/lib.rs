@@ -14,6 +14,7 @@ mod m20261201_000001_create_actions;
 mod m20261202_000001_index_parameter_values;
 mod m20261203_000001_action_counters;
 mod m20261210_000001_create_gateway_secrets;
+mod m20261215_000001_action_trace_context;
 
 /// The counters table and what reads and repairs it.
 pub mod counters {
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_index_parameter_values::Migration),
             Box::new(m20261203_000001_action_counters::Migration),
             Box::new(m20261210_000001_create_gateway_secrets::Migration),
+            Box::new(m20261215_000001_action_trace_context::Migration),
         ]
     }
 }

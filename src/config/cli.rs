@@ -22,6 +22,7 @@ use crate::http::HttpOptions;
 use crate::http::ws::WsOptions;
 use crate::service::rate_limit::RateLimits;
 use crate::store::StoreOptions;
+use crate::telemetry::trace::DEFAULT_SERVICE_NAME;
 
 /// actiongate: a GraphQL gateway for security actions.
 #[derive(Debug, Parser)]
@@ -325,6 +326,23 @@ pub struct Settings {
     /// with the development key, off when a real key or issuer is configured.
     #[arg(long, env = "ACTIONGATE_INTROSPECTION", global = true)]
     pub introspection: Option<bool>,
+    /// Serve /metrics on this address only (and not on --listen), e.g.
+    /// 127.0.0.1:9090, for a scraper that reaches a port the API's clients
+    /// do not.
+    #[arg(long, env = "ACTIONGATE_METRICS_LISTEN", global = true)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Export traces over OTLP/HTTP (protobuf) to this collector, e.g.
+    /// http://127.0.0.1:4318 (spans go to its /v1/traces); off when unset.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of exported spans.
+    #[arg(
+        long,
+        env = "OTEL_SERVICE_NAME",
+        default_value = DEFAULT_SERVICE_NAME,
+        global = true
+    )]
+    pub service_name: String,
     /// Log format: text or json.
     #[arg(
         long,

@@ -17,6 +17,7 @@ use crate::http::ws::WsOptions;
 use crate::providers::config::ProvidersFile;
 use crate::service::rate_limit::{Rate, RateLimits};
 use crate::store::StoreOptions;
+use crate::telemetry::trace::TraceExport;
 
 pub(crate) mod cli;
 
@@ -59,6 +60,11 @@ pub struct Config {
     pub http: HttpOptions,
     /// `None`: on with the development key only.
     pub introspection: Option<bool>,
+    /// Where `/metrics` is served instead of `listen`; `None`: on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Where spans are exported; `None`: nowhere. `main` sets up the export
+    /// (it belongs to the process's subscriber, not to one gateway).
+    pub traces: Option<TraceExport>,
 }
 
 impl Config {
@@ -81,6 +87,8 @@ impl Config {
             event_buffer: DEFAULT_EVENT_BUFFER,
             http: HttpOptions::DEFAULT,
             introspection: None,
+            metrics_listen: None,
+            traces: None,
         }
     }
 
@@ -173,8 +181,20 @@ impl Config {
             cors_allowed_headers: cors_allowed_headers(&settings.cors_allowed_headers),
         };
         config.introspection = settings.introspection;
+        config.metrics_listen = settings.metrics_listen;
+        config.traces = trace_export(settings)?;
         Ok(config)
     }
+}
+
+/// The trace export of the settings: none without an OTLP endpoint.
+pub fn trace_export(settings: &Settings) -> Result<Option<TraceExport>, String> {
+    settings
+        .otlp_endpoint
+        .as_deref()
+        .filter(|endpoint| !endpoint.trim().is_empty())
+        .map(|endpoint| TraceExport::new(endpoint, &settings.service_name))
+        .transpose()
 }
 
 /// The CORS request headers as given, lower case; the defaults (the flag's

@@ -104,6 +104,10 @@ pub(crate) struct NewAction {
     /// A digest of everything above: the same input gives the same digest, so a
     /// reused `clientContext` can be told a replay or a conflict.
     pub fingerprint: String,
+    /// The trace context of the invoking request (see [`Action`]): none
+    /// after validation, set by the service that stores the action. Not
+    /// part of the input, so not of the fingerprint.
+    pub trace_context: Option<String>,
 }
 
 impl NewAction {
@@ -157,6 +161,7 @@ impl NewAction {
             vendor,
             client_context,
             fingerprint,
+            trace_context: None,
         })
     }
 }
@@ -322,6 +327,10 @@ pub struct Action {
     pub last_action_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
     pub cancel_requested_at: Option<DateTime<Utc>>,
+    /// The trace context of the request that invoked it, as
+    /// `telemetry::trace` stored it (opaque here): the executor's attempts
+    /// continue that trace and pass it on to the provider.
+    pub trace_context: Option<String>,
 }
 
 /// One entry of an action's state history.

@@ -291,6 +291,7 @@ mod tests {
             last_action_at: now,
             completed_at: None,
             cancel_requested_at: None,
+            trace_context: None,
         }
     }
 

@@ -17,6 +17,7 @@ use crate::error::AppError;
 use crate::providers::{CODE_PROVIDER_ERROR, CODE_TIMEOUT, Job, Provider, ProviderError};
 use crate::store::{AfterWork, Claim, Work};
 use crate::telemetry::metrics::{self, CallOutcome};
+use crate::telemetry::trace;
 
 /// Runs the claimed work and records how it ended.
 pub(super) async fn run(context: Arc<Context>, claim: Claim) {
@@ -27,7 +28,7 @@ pub(super) async fn run(context: Arc<Context>, claim: Claim) {
         work = ?claim.work,
         attempt = claim.attempts,
     );
-    async move {
+    trace::traced(span, trace::invoking_context(&claim.action), async move {
         let outcome = match claim.work {
             Work::Execute => execute(&context, &claim).await,
             Work::Revert => revert(&context, &claim).await,
@@ -47,8 +48,7 @@ pub(super) async fn run(context: Arc<Context>, claim: Claim) {
                 warn!(error = %err.for_log(), "recording the attempt failed");
             }
         }
-    }
-    .instrument(span)
+    })
     .await
 }
 
@@ -63,7 +63,7 @@ async fn execute(context: &Context, claim: &Claim) -> Result<AfterWork, AppError
     let timeout = timeout_of(context, claim);
     let started = Instant::now();
     let result = tokio::select! {
-        result = tokio::time::timeout(timeout, provider.execute(&job)) => Some(result),
+        result = tokio::time::timeout(timeout, provider.execute(&job).instrument(trace::provider_span(&job, "execute"))) => Some(result),
         _ = stop.cancelled() => None,
     };
     if let Some(result) = &result {
@@ -126,7 +126,9 @@ async fn revert(context: &Context, claim: &Claim) -> Result<AfterWork, AppError>
     let started = Instant::now();
     let result = tokio::time::timeout(
         timeout,
-        provider.revert(&job, claim.provider_reference.as_deref()),
+        provider
+            .revert(&job, claim.provider_reference.as_deref())
+            .instrument(trace::provider_span(&job, "revert")),
     )
     .await;
     record_call(

@@ -25,7 +25,7 @@ use super::nesting::{self, MAX_NESTING};
 use crate::auth::Principal;
 use crate::error::codes;
 use crate::service::Services;
-use crate::telemetry::metrics;
+use crate::telemetry::{metrics, trace};
 
 /// A GraphQL request as JSON: the body of a POST (per the GraphQL-over-HTTP
 /// spec) and the payload of a WebSocket `subscribe`.
@@ -206,6 +206,7 @@ impl Pipeline {
         request_id: RequestId,
     ) -> Result<Executed, DeadlinePassed> {
         let operation = OperationLabel::of(&mut request);
+        trace::record_operation(operation.kind, operation.name.as_deref());
         let shape = Shape::of(&mut request);
         let started = Instant::now();
         let request = self.attach(request, principal, request_id);
@@ -232,6 +233,7 @@ impl Pipeline {
         kind: Option<OperationType>,
     ) -> impl Stream<Item = Result<Executed, DeadlinePassed>> + Send + 'static {
         let operation = OperationLabel::of(&mut request);
+        trace::record_operation(operation.kind, operation.name.as_deref());
         let shape = Shape::of(&mut request);
         let started = Instant::now();
         let mut recorded = false;

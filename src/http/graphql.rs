@@ -11,14 +11,13 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use tracing::Instrument;
 
 use super::HttpState;
 use super::admission::{admit, refusal_status};
 use crate::auth::Principal;
 use crate::error::codes;
 use crate::graphql::execute::{Arrival, GraphqlBody, OperationLabel, Refusal, RequestId};
-use crate::telemetry::metrics;
+use crate::telemetry::{metrics, trace};
 
 /// The media type of the GraphQL-over-HTTP spec.
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -30,9 +29,10 @@ pub(crate) async fn post(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     let request_id = RequestId::fresh();
-    let span = tracing::info_span!("graphql", request_id = %request_id.0, method = "POST");
+    let span = trace::request_span!("graphql", "POST", request_id.0);
+    let caller = trace::sent_by_caller(&headers);
     let format = ResponseFormat::from_accept(&headers);
-    let response = async move {
+    let response = trace::traced(span, caller, async move {
         if !is_json_content_type(&headers) {
             return error_response(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -92,8 +92,7 @@ pub(crate) async fn post(
             Arrival::Post,
         )
         .await
-    }
-    .instrument(span)
+    })
     .await;
     format.applied_to(response)
 }
@@ -124,9 +123,10 @@ pub(crate) async fn get(
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     let request_id = RequestId::fresh();
-    let span = tracing::info_span!("graphql", request_id = %request_id.0, method = "GET");
+    let span = trace::request_span!("graphql", "GET", request_id.0);
+    let caller = trace::sent_by_caller(&headers);
     let format = ResponseFormat::from_accept(&headers);
-    let response = async move {
+    let response = trace::traced(span, caller, async move {
         let principal = match authenticate(&state, &headers).await {
             Ok(principal) => principal,
             Err(response) => return response.with_request_id(request_id),
@@ -157,8 +157,7 @@ pub(crate) async fn get(
             }
         }
         execute(&state, request, principal, format, request_id, Arrival::Get).await
-    }
-    .instrument(span)
+    })
     .await;
     format.applied_to(response)
 }
@@ -167,19 +166,25 @@ async fn authenticate(state: &HttpState, headers: &HeaderMap) -> Result<Principa
     let header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    state.auth.authenticate_header(header).await.map_err(|err| {
-        let mut response = error_body(
-            StatusCode::UNAUTHORIZED,
-            codes::UNAUTHENTICATED,
-            &err.to_string(),
-            None,
-        );
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer error=\"invalid_token\""),
-        );
-        response
-    })
+    let principal = state
+        .auth
+        .authenticate_header(header)
+        .await
+        .map_err(|err| {
+            let mut response = error_body(
+                StatusCode::UNAUTHORIZED,
+                codes::UNAUTHENTICATED,
+                &err.to_string(),
+                None,
+            );
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            );
+            response
+        })?;
+    trace::record_tenant(&principal.tenant_id);
+    Ok(principal)
 }
 
 async fn execute(

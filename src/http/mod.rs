@@ -108,14 +108,22 @@ impl Default for HttpOptions {
     }
 }
 
-/// The router of the gateway.
-pub(crate) fn router(state: HttpState, options: &HttpOptions) -> Result<Router, String> {
-    let api = Router::new()
+/// The router of the gateway; with `metrics`, it serves `/metrics` too
+/// (else [`metrics_router`] does, on an address of its own).
+pub(crate) fn router(
+    state: HttpState,
+    options: &HttpOptions,
+    metrics: bool,
+) -> Result<Router, String> {
+    let mut api = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/graphql/ws", get(ws::upgrade))
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/readyz", get(readyz));
+    if metrics {
+        api = api.route("/metrics", get(self::metrics));
+    }
+    let api = api
         .merge(rest::routes())
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
         .with_state(state.clone());
@@ -126,6 +134,14 @@ pub(crate) fn router(state: HttpState, options: &HttpOptions) -> Result<Router, 
     Ok(api
         .merge(pages::router(state))
         .layer(axum::middleware::from_fn(observe::access_log)))
+}
+
+/// The router of `--metrics-listen`: `/metrics` only.
+pub(crate) fn metrics_router(state: HttpState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(state)
+        .layer(axum::middleware::from_fn(observe::access_log))
 }
 
 /// The CORS layer for the allowed origins, if any are.

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use super::config::DefenderSettings;
-use super::http::{status_error, transport_error};
+use super::http::{send, status_error, transport_error};
 use super::{Job, Provider, ProviderError, Reference};
 use crate::domain::catalog::Verdict;
 use crate::domain::indicator::{HashAlgorithm, Indicator};
@@ -120,18 +120,12 @@ impl Defender {
         build: impl Fn(&str) -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, ProviderError> {
         let token = self.access_token(false).await?;
-        let response = build(&token)
-            .send()
-            .await
-            .map_err(|e| transport_error(what, &e))?;
+        let response = send(what, build(&token)).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
         let token = self.access_token(true).await?;
-        build(&token)
-            .send()
-            .await
-            .map_err(|e| transport_error(what, &e))
+        send(what, build(&token)).await
     }
 
     fn indicators_url(&self) -> String {

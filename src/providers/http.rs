@@ -1,5 +1,6 @@
-//! What the HTTP providers share: reading `Retry-After` and turning transport
-//! errors and status codes into [`ProviderError`]s.
+//! What the HTTP providers share: sending a request with the trace context,
+//! reading `Retry-After`, and turning transport errors and status codes into
+//! [`ProviderError`]s.
 
 use std::time::Duration;
 
@@ -7,6 +8,7 @@ use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 use super::{CODE_TIMEOUT, CODE_UNREACHABLE, ProviderError};
+use crate::telemetry::trace;
 
 /// Longest wait a `Retry-After` may impose.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
@@ -25,6 +27,24 @@ pub(super) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         }
     };
     Some(wait.min(MAX_RETRY_AFTER))
+}
+
+/// Sends a request to `provider` with the current trace context
+/// (`traceparent`, `tracestate`), so the provider's own traces join the
+/// action's, and records the response's status on the provider call's span.
+pub(super) async fn send(
+    provider: &str,
+    request: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, ProviderError> {
+    let mut context = HeaderMap::new();
+    trace::inject(&mut context);
+    let response = request
+        .headers(context)
+        .send()
+        .await
+        .map_err(|e| transport_error(provider, &e))?;
+    trace::record_http_status(response.status().as_u16());
+    Ok(response)
 }
 
 /// A request that got no response.

@@ -16,7 +16,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use super::config::Secret;
-use super::http::{status_error, transport_error};
+use super::http::{send, status_error};
 use super::{Job, Provider, ProviderError, Reference};
 use crate::domain::catalog::Verdict;
 
@@ -47,15 +47,14 @@ impl Webhook {
     ) -> Result<reqwest::Response, ProviderError> {
         let body = body(job, operation, reference).to_string();
         let signature = sign(&self.key, body.as_bytes());
-        self.client
+        let request = self
+            .client
             .post(&self.url)
             .header("content-type", "application/json")
             .header(SIGNATURE_HEADER, format!("sha256={signature}"))
             .header("Idempotency-Key", format!("{}:{operation}", job.action.id))
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| transport_error("the webhook", &e))
+            .body(body);
+        send("the webhook", request).await
     }
 }
 

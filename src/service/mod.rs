@@ -17,6 +17,7 @@ use crate::error::AppError;
 use crate::events::EventHub;
 use crate::executor::ExecutorHandle;
 use crate::store::{CancelOutcome, Invoked, Store};
+use crate::telemetry::trace;
 use rate_limit::{Kind, RateLimiter};
 
 /// The gateway's shared services, made once at start.
@@ -34,15 +35,18 @@ pub(crate) struct Services {
 
 impl Services {
     /// Validates `request` and stores the action `NotStarted` for `caller`,
-    /// then wakes the executor. A `clientContext` used before replays that
-    /// action when the input is the same, and is a `CONFLICT` otherwise.
+    /// with the trace context of the request, then wakes the executor. A
+    /// `clientContext` used before replays that action when the input is the
+    /// same, and is a `CONFLICT` otherwise.
     pub(crate) async fn invoke(
         &self,
         caller: &Principal,
         request: ActionRequest,
     ) -> Result<Invoked, AppError> {
         caller.require_write()?;
-        let new = NewAction::validate(request, &caller.tenant_id, &self.providers, time::now())?;
+        let mut new =
+            NewAction::validate(request, &caller.tenant_id, &self.providers, time::now())?;
+        new.trace_context = trace::context_to_store();
         let invoked = self.store.invoke(&caller.actor(), &new).await?;
         self.executor.wake();
         Ok(invoked)
@@ -75,14 +79,16 @@ impl Services {
             requests.len().saturating_sub(1),
         );
         let now = time::now();
+        let trace_context = trace::context_to_store();
         let mut outcomes = Vec::with_capacity(requests.len());
         let mut valid = Vec::with_capacity(requests.len());
         for request in requests {
             let validated = request
                 .and_then(|r| NewAction::validate(r, &caller.tenant_id, &self.providers, now));
             match validated {
-                Ok(new) => {
+                Ok(mut new) => {
                     outcomes.push(None);
+                    new.trace_context = trace_context.clone();
                     valid.push(new);
                 }
                 Err(error) => outcomes.push(Some(Err(error))),

@@ -40,7 +40,7 @@ impl CancelOutcome {
 impl Store {
     /// Cancels action `id` of the actor's tenant. A `Failed` action is
     /// `NOT_CANCELABLE`; an id of another tenant is `NOT_FOUND`.
-    #[instrument(level = "debug", skip(self, actor), fields(tenant = %actor.tenant_id))]
+    #[instrument(level = "debug", skip(self, actor), fields(db.system = self.db_system(), tenant = %actor.tenant_id))]
     pub(crate) async fn request_cancel(
         &self,
         actor: &Actor,

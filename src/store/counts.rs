@@ -44,7 +44,7 @@ pub struct CounterDrift {
 impl Store {
     /// How many actions of `tenant` that pass `filter` are in each status;
     /// every status is listed, in lifecycle order, zeros included.
-    #[instrument(level = "debug", skip(self, filter))]
+    #[instrument(level = "debug", skip(self, filter), fields(db.system = self.db_system()))]
     pub(crate) async fn count_by_status(
         &self,
         tenant: &str,
@@ -69,7 +69,7 @@ impl Store {
     }
 
     /// How many actions of `tenant` pass `filter`.
-    #[instrument(level = "debug", skip(self, filter))]
+    #[instrument(level = "debug", skip(self, filter), fields(db.system = self.db_system()))]
     pub(crate) async fn count_actions(
         &self,
         tenant: &str,

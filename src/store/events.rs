@@ -40,7 +40,7 @@ impl Store {
     /// Numbers committed state rows that have no cursor yet, in the order of
     /// their ids. Returns the highest cursor when it numbered any. On
     /// PostgreSQL the same transaction `NOTIFY`s the new cursor to every replica.
-    #[instrument(level = "debug", skip(self))]
+    #[instrument(level = "debug", skip(self), fields(db.system = self.db_system()))]
     pub async fn number_events(&self) -> Result<Option<i64>, AppError> {
         // A read first, so an idle relay never takes the write lock.
         let pending = state::Entity::find()
@@ -88,7 +88,7 @@ impl Store {
     /// Numbered events after `cursor` of every tenant, oldest first: the feed
     /// of the in-process fan-out, which hands each subscriber only its own
     /// tenant's events. Nothing reaches a caller from here unscoped.
-    #[instrument(level = "debug", skip(self))]
+    #[instrument(level = "debug", skip(self), fields(db.system = self.db_system()))]
     pub async fn all_tenants_events_after(
         &self,
         cursor: i64,
@@ -98,7 +98,7 @@ impl Store {
     }
 
     /// Numbered events of `tenant` after `cursor`, oldest first.
-    #[instrument(level = "debug", skip(self))]
+    #[instrument(level = "debug", skip(self), fields(db.system = self.db_system()))]
     pub async fn events_after(
         &self,
         tenant: &str,

@@ -66,7 +66,7 @@ impl Store {
     /// round trip on PostgreSQL (one transaction elsewhere). A `clientContext`
     /// given twice in the batch is stored once; its second use replays the
     /// first, or is a `CONFLICT` when the input differs.
-    #[instrument(level = "debug", skip_all, fields(tenant = %actor.tenant_id, actions = batch.len()))]
+    #[instrument(level = "debug", skip_all, fields(db.system = self.db_system(), tenant = %actor.tenant_id, actions = batch.len()))]
     pub(crate) async fn invoke_many(
         &self,
         actor: &Actor,
@@ -341,6 +341,7 @@ fn action_row(actor: &Actor, new: &NewAction, at: i64) -> action::Model {
         lease_token: 0,
         lease_owner: None,
         provider_reference: None,
+        trace_context: new.trace_context.clone(),
     }
 }
 

@@ -227,6 +227,16 @@ impl Store {
         self.db.get_database_backend()
     }
 
+    /// The database as OpenTelemetry's `db.system` names it, for the spans
+    /// of the statement groups below.
+    fn db_system(&self) -> &'static str {
+        match self.backend() {
+            DbBackend::Postgres => "postgresql",
+            DbBackend::Sqlite => "sqlite",
+            _ => "other_sql",
+        }
+    }
+
     pub(crate) fn connection(&self) -> &DatabaseConnection {
         &self.db
     }

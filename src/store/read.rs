@@ -36,7 +36,7 @@ pub(crate) enum Side {
 
 impl Store {
     /// The action with this id in `tenant`, if any.
-    #[instrument(level = "debug", skip(self))]
+    #[instrument(level = "debug", skip(self), fields(db.system = self.db_system()))]
     pub(crate) async fn action(&self, tenant: &str, id: Uuid) -> Result<Option<Action>, AppError> {
         action::Entity::find_by_id(id)
             .filter(action::Column::TenantId.eq(tenant))
@@ -47,7 +47,7 @@ impl Store {
     }
 
     /// The actions of `tenant` among `ids`, in no particular order.
-    #[instrument(level = "debug", skip(self, ids), fields(count = ids.len()))]
+    #[instrument(level = "debug", skip(self, ids), fields(db.system = self.db_system(), count = ids.len()))]
     pub(crate) async fn actions_by_ids(
         &self,
         tenant: &str,
@@ -67,7 +67,7 @@ impl Store {
     }
 
     /// One page of the actions of `tenant` that pass `filter`, in `order`.
-    #[instrument(level = "debug", skip(self, filter))]
+    #[instrument(level = "debug", skip(self, filter), fields(db.system = self.db_system()))]
     pub(crate) async fn list_actions(
         &self,
         tenant: &str,
@@ -114,7 +114,7 @@ impl Store {
 
     /// Whether any action passing `filter` lies on `side` of `cursor` in the list
     /// ordered by `order`, the cursor's own row included.
-    #[instrument(level = "debug", skip(self, filter))]
+    #[instrument(level = "debug", skip(self, filter), fields(db.system = self.db_system()))]
     pub(crate) async fn any_beside(
         &self,
         tenant: &str,
@@ -142,7 +142,7 @@ impl Store {
     }
 
     /// The parameters of each of `ids` in `tenant`, in the caller's order.
-    #[instrument(level = "debug", skip(self, ids), fields(count = ids.len()))]
+    #[instrument(level = "debug", skip(self, ids), fields(db.system = self.db_system(), count = ids.len()))]
     pub(crate) async fn parameters_of(
         &self,
         tenant: &str,
@@ -166,7 +166,7 @@ impl Store {
     }
 
     /// The state history of each of `ids` in `tenant`, oldest first.
-    #[instrument(level = "debug", skip(self, ids), fields(count = ids.len()))]
+    #[instrument(level = "debug", skip(self, ids), fields(db.system = self.db_system(), count = ids.len()))]
     pub(crate) async fn states_of(
         &self,
         tenant: &str,

@@ -42,6 +42,7 @@ impl TryFrom<action::Model> for Action {
             last_action_at: from_micros(row.last_action_at),
             completed_at: row.completed_at.map(from_micros),
             cancel_requested_at: row.cancel_requested_at.map(from_micros),
+            trace_context: row.trace_context,
         })
     }
 }

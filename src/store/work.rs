@@ -90,7 +90,7 @@ pub(crate) enum AfterWork {
 
 impl Store {
     /// Claims up to `limit` due actions for `owner`, leased for `lease`.
-    #[instrument(level = "debug", skip(self))]
+    #[instrument(level = "debug", skip(self), fields(db.system = self.db_system()))]
     pub(crate) async fn claim_due(
         &self,
         owner: &str,
@@ -221,7 +221,7 @@ impl Store {
 
     /// The provider applied the action: `Running → Completed`, keeping its
     /// reference for a later revert.
-    #[instrument(level = "debug", skip(self, reference))]
+    #[instrument(level = "debug", skip(self, reference), fields(db.system = self.db_system()))]
     pub(crate) async fn record_applied(
         &self,
         lease: &Lease,
@@ -246,7 +246,7 @@ impl Store {
 
     /// The attempt failed for a reason that may pass: try `work` again after
     /// `delay`. The action keeps its status; `errorInfo` shows the last error.
-    #[instrument(level = "debug", skip(self, error))]
+    #[instrument(level = "debug", skip(self, error), fields(db.system = self.db_system()))]
     pub(crate) async fn record_retry(
         &self,
         lease: &Lease,
@@ -279,7 +279,7 @@ impl Store {
     }
 
     /// Execution failed for good: `Running → Failed` with `errorInfo`.
-    #[instrument(level = "debug", skip(self, error))]
+    #[instrument(level = "debug", skip(self, error), fields(db.system = self.db_system()))]
     pub(crate) async fn record_failed(
         &self,
         lease: &Lease,
@@ -296,7 +296,7 @@ impl Store {
     }
 
     /// The effect was lifted: `from → Canceled`, with `detail` in the state row.
-    #[instrument(level = "debug", skip(self))]
+    #[instrument(level = "debug", skip(self), fields(db.system = self.db_system()))]
     pub(crate) async fn record_reverted(
         &self,
         lease: &Lease,
@@ -315,7 +315,7 @@ impl Store {
 
     /// The revert failed for good: the action is (still) `Completed`, its
     /// `errorInfo` says why, and a state row records it. A new cancel tries again.
-    #[instrument(level = "debug", skip(self, error))]
+    #[instrument(level = "debug", skip(self, error), fields(db.system = self.db_system()))]
     pub(crate) async fn record_revert_failed(
         &self,
         lease: &Lease,
@@ -358,7 +358,7 @@ impl Store {
     /// canceled). For providers that keep one indicator per value for all
     /// their users; the executor asks before lifting one. Only a yes or no
     /// leaves here, never another tenant's data.
-    #[instrument(level = "debug", skip(self))]
+    #[instrument(level = "debug", skip(self, parameter), fields(db.system = self.db_system()))]
     pub(crate) async fn indicator_held_elsewhere(
         &self,
         provider: &str,
@@ -392,7 +392,7 @@ impl Store {
 
     /// Gives back every lease `owner` holds, due at once, so another executor
     /// takes the work without waiting for the leases to expire.
-    #[instrument(level = "debug", skip(self))]
+    #[instrument(level = "debug", skip(self), fields(db.system = self.db_system()))]
     pub(crate) async fn release_leases(&self, owner: &str) -> Result<u64, AppError> {
         let now = to_micros(time::now());
         let result = action::Entity::update_many()

@@ -21,11 +21,11 @@ use axum::Router;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{MethodRouter, get, post};
-use tracing::Instrument;
 
 use super::HttpState;
 use crate::auth::Principal;
 use crate::service::rate_limit::Kind;
+use crate::telemetry::trace;
 
 mod batch;
 mod endpoints;
@@ -116,6 +116,17 @@ enum Access {
     Write,
 }
 
+impl Access {
+    /// The HTTP method of the face's requests of this access: reads are
+    /// GETs, changes (create, cancel, batch) POSTs.
+    fn method(self) -> &'static str {
+        match self {
+            Access::Read => "GET",
+            Access::Write => "POST",
+        }
+    }
+}
+
 /// Runs `work` for the caller of `headers`, after the checks every request
 /// of the face passes, in order: the token (401), the tenant and app's
 /// request rate (429), the role (403), for changes the mutation rate (429);
@@ -127,12 +138,13 @@ where
     F: Future<Output = Result<Response, RestError>>,
 {
     let exchange = Exchange::new(headers);
-    let span = tracing::info_span!("rest", request_id = %exchange.request_id);
-    let outcome = async {
+    let span = trace::request_span!("rest", access.method(), exchange.request_id);
+    let outcome = trace::traced(span, trace::sent_by_caller(headers), async {
         let authorization = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
         let principal = state.auth.authenticate_header(authorization).await?;
+        trace::record_tenant(&principal.tenant_id);
         state
             .services
             .rate
@@ -160,8 +172,7 @@ where
                 ))
             }
         }
-    }
-    .instrument(span)
+    })
     .await;
     match outcome {
         Ok(response) => exchange.stamp(response),

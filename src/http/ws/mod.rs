@@ -37,8 +37,8 @@ use super::admission::admit;
 use super::graphql::error_response;
 use crate::auth::Principal;
 use crate::error::codes;
-use crate::graphql::execute::{Arrival, DeadlinePassed, GraphqlBody, RequestId};
-use crate::telemetry::metrics;
+use crate::graphql::execute::{Arrival, DeadlinePassed, Executed, GraphqlBody, RequestId};
+use crate::telemetry::{metrics, trace};
 use pending::Pending;
 pub(crate) use pending::PendingSockets;
 use protocol::{Close, LEGACY_WS, Protocol, TRANSPORT_WS, complete, connection_ack, pong};
@@ -461,14 +461,29 @@ async fn run_operation(
     principal: Principal,
     outbox: mpsc::Sender<String>,
 ) -> String {
+    let request_id = RequestId::fresh();
+    let span = trace::request_span!("ws", "GET", request_id.0);
+    trace::traced(span, opentelemetry::Context::new(), async move {
+        trace::record_tenant(&principal.tenant_id);
+        let responses = state
+            .graphql
+            .execute_stream(request, principal, request_id, kind);
+        send_results(protocol, id, kind, responses, outbox).await
+    })
+    .await
+}
+
+/// Sends the results of one operation; returns its id when done.
+async fn send_results(
+    protocol: Protocol,
+    id: String,
+    kind: Option<OperationType>,
+    responses: impl futures_util::Stream<Item = Result<Executed, DeadlinePassed>>,
+    outbox: mpsc::Sender<String>,
+) -> String {
     let _running =
         (kind == Some(OperationType::Subscription)).then(|| Counted::new(metrics::subscriptions));
-    let mut responses = std::pin::pin!(state.graphql.execute_stream(
-        request,
-        principal,
-        RequestId::fresh(),
-        kind
-    ));
+    let mut responses = std::pin::pin!(responses);
     let mut first = true;
     while let Some(next) = responses.next().await {
         let executed = match next {

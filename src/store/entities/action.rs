@@ -39,6 +39,9 @@ pub struct Model {
     pub lease_owner: Option<String>,
     /// What the provider returned on success, kept for revert.
     pub provider_reference: Option<String>,
+    /// The W3C trace context of the invoking request (JSON of its
+    /// `traceparent` and `tracestate`), continued by the executor.
+    pub trace_context: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
