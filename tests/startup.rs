@@ -210,6 +210,31 @@ fn a_port_in_use_names_the_address() {
 }
 
 #[test]
+fn a_metrics_port_in_use_names_the_address_and_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let stderr = start_fails(&["--metrics-listen", &address], dir.path());
+    let message = last_line(&stderr);
+    assert!(
+        message.contains(&format!("cannot listen on {address}")),
+        "{stderr}"
+    );
+    assert!(message.contains("with --metrics-listen"), "{stderr}");
+}
+
+#[test]
+fn an_otlp_endpoint_that_is_not_http_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = start_fails(&["--otlp-endpoint", "collector:4317"], dir.path());
+    assert!(
+        last_line(&stderr)
+            .contains("the OTLP endpoint 'collector:4317' is not an http:// or https:// URL"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_provider_file_error_names_the_file_line_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("providers.toml");

@@ -28,7 +28,7 @@ use std::future::Future;
 use opentelemetry::Context;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use opentelemetry_http::{HeaderExtractor, HeaderInjector};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -203,13 +203,13 @@ pub(crate) fn record_operation(kind: &str, name: Option<&str>) {
     if let Some(name) = name {
         span.record("graphql.operation.name", name);
     }
-    span.record(
-        "otel.name",
-        match name {
-            Some(name) => format!("{kind} {name}"),
-            None => kind.to_owned(),
-        },
-    );
+    // The OpenTelemetry span exists by now (it is built when first
+    // entered), so it is renamed itself: an `otel.name` recorded now would
+    // be too late.
+    span.context().span().update_name(match name {
+        Some(name) => format!("{kind} {name}"),
+        None => kind.to_owned(),
+    });
 }
 
 /// The current trace context as stored with an action: the JSON object of

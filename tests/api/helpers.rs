@@ -172,6 +172,8 @@ fn replace_database(url: &str, name: &str) -> String {
 /// A running gateway and a client for it.
 pub struct TestApp {
     pub address: std::net::SocketAddr,
+    /// Where `/metrics` is served, when not at `address` (`--metrics-listen`).
+    pub metrics_address: Option<std::net::SocketAddr>,
     pub client: reqwest::Client,
     pub store: actiongate::Store,
     pub events: actiongate::EventHub,
@@ -253,6 +255,7 @@ impl TestAppBuilder {
         }
         let app = App::build(config).await.expect("the app builds");
         let address = app.address();
+        let metrics_address = app.metrics_address();
         let store = app.store().clone();
         let events = app.events().clone();
         let dev_token = app.dev_token().map(String::from);
@@ -266,6 +269,7 @@ impl TestAppBuilder {
         });
         TestApp {
             address,
+            metrics_address,
             client: reqwest::Client::new(),
             store,
             events,

@@ -25,5 +25,6 @@ mod rest;
 mod restart;
 mod subscriptions;
 mod tenancy;
+mod traces;
 mod ws_admission;
 mod ws_client;

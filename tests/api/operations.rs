@@ -329,4 +329,52 @@ async fn metrics_families_move_with_traffic(backend: crate::helpers::Backend) {
     socket.close().await;
 }
 
-crate::on_both_backends!(metrics_families_move_with_traffic);
+async fn metrics_listen_serves_metrics_apart_from_the_api(backend: crate::helpers::Backend) {
+    use crate::helpers::TestApp;
+
+    let app = TestApp::builder(backend)
+        .configure(|c| c.metrics_listen = Some("127.0.0.1:0".parse().unwrap()))
+        .spawn()
+        .await;
+    let apart = app.metrics_address.expect("a metrics address");
+    assert_ne!(apart, app.address);
+
+    let on_the_api = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let scraped = app
+        .client
+        .get(format!("http://{apart}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    let api_apart = app
+        .client
+        .get(format!("http://{apart}/healthz"))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(scraped.status(), 200);
+    assert!(
+        scraped
+            .text()
+            .await
+            .unwrap()
+            .contains("actiongate_http_requests_total"),
+        "the metrics page"
+    );
+    assert_eq!(
+        on_the_api.status(),
+        404,
+        "/metrics is no longer on --listen"
+    );
+    assert_eq!(
+        api_apart.status(),
+        404,
+        "only /metrics is on --metrics-listen"
+    );
+}
+
+crate::on_both_backends!(
+    metrics_families_move_with_traffic,
+    metrics_listen_serves_metrics_apart_from_the_api
+);

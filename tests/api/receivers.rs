@@ -33,6 +33,8 @@ pub struct Received {
     pub action_id: String,
     pub idempotency_key: String,
     pub signature_valid: bool,
+    /// The W3C `traceparent` header, if sent.
+    pub traceparent: Option<String>,
     pub body: Value,
     /// When it arrived.
     pub at: std::time::Instant,
@@ -172,6 +174,10 @@ async fn receive(
             .unwrap_or_default()
             .to_owned(),
         signature_valid: signature == format!("sha256={expected}"),
+        traceparent: headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
         body: parsed,
         at: std::time::Instant::now(),
     };
