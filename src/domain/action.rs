@@ -327,9 +327,9 @@ pub struct Action {
     pub last_action_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
     pub cancel_requested_at: Option<DateTime<Utc>>,
-    /// The trace context of the request that invoked it, as
-    /// `telemetry::trace` stored it (opaque here): the executor's attempts
-    /// continue that trace and pass it on to the provider.
+    /// The trace context of the request that invoked it (or that asked for
+    /// its revert), as `telemetry::trace` stored it (opaque here): the
+    /// executor's attempts continue that trace and pass it on to the provider.
     pub trace_context: Option<String>,
 }
 

@@ -122,7 +122,10 @@ impl Services {
         id: Uuid,
     ) -> Result<CancelOutcome, AppError> {
         caller.require_write()?;
-        let outcome = self.store.request_cancel(&caller.actor(), id).await?;
+        let outcome = self
+            .store
+            .request_cancel(&caller.actor(), id, trace::context_to_store())
+            .await?;
         if let CancelOutcome::Requested(_) = outcome {
             self.executor.cancel_requested(id);
         }

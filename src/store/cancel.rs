@@ -39,12 +39,15 @@ impl CancelOutcome {
 
 impl Store {
     /// Cancels action `id` of the actor's tenant. A `Failed` action is
-    /// `NOT_CANCELABLE`; an id of another tenant is `NOT_FOUND`.
-    #[instrument(level = "debug", skip(self, actor), fields(db.system = self.db_system(), tenant = %actor.tenant_id))]
+    /// `NOT_CANCELABLE`; an id of another tenant is `NOT_FOUND`. A revert
+    /// queued by the cancel continues `trace_context` (the cancel request's),
+    /// when given, instead of the invoke's.
+    #[instrument(level = "debug", skip(self, actor, trace_context), fields(db.system = self.db_system(), tenant = %actor.tenant_id))]
     pub(crate) async fn request_cancel(
         &self,
         actor: &Actor,
         id: Uuid,
+        trace_context: Option<String>,
     ) -> Result<CancelOutcome, AppError> {
         // Each round reads the status and makes a change guarded by it; a round
         // loses only when the executor moved the action meanwhile, and then the
@@ -85,7 +88,12 @@ impl Store {
                     }
                     // Queue the revert. A running attempt keeps its lease (due_at
                     // is its expiry); the worker sees the request when it ends.
-                    let result = action::Entity::update_many()
+                    let mut update = action::Entity::update_many();
+                    if let Some(context) = &trace_context {
+                        update = update
+                            .col_expr(action::Column::TraceContext, Expr::val(context.as_str()));
+                    }
+                    let result = update
                         .col_expr(action::Column::CancelRequestedAt, Expr::val(now))
                         .col_expr(action::Column::Work, Expr::val(WORK_REVERT))
                         .col_expr(action::Column::Attempts, Expr::val(0))

@@ -10,8 +10,9 @@
 //! The trace context travels in both cases:
 //! - a request's span takes the caller's `traceparent` as its parent
 //!   ([`sent_by_caller`], [`traced`]);
-//! - an invoked action stores the context current at invoke
-//!   ([`context_to_store`]) with its row, since the executor calls the
+//! - an invoked action stores the context current at invoke (and a cancel
+//!   that reverts, at cancel) ([`context_to_store`]) with its row, since
+//!   the executor calls the
 //!   provider later, maybe in another replica; every attempt at the action
 //!   continues that trace ([`invoking_context`]), and the provider's HTTP
 //!   requests carry it ([`inject`]).
@@ -154,7 +155,6 @@ macro_rules! request_span {
     ($face:literal, $method:expr, $request_id:expr) => {
         tracing::info_span!(
             $face,
-            otel.name = $face,
             otel.kind = "server",
             request_id = %$request_id,
             http.request.method = $method,
@@ -229,7 +229,8 @@ pub(crate) fn context_to_store() -> Option<String> {
 /// An attempt at the action runs with it as parent ([`traced`]), not as a
 /// link: the attempt, its database writes and its provider call serve that
 /// one request, so one trace shows them under the analyst's click. Retries
-/// and the revert after a cancel join the same trace.
+/// join the same trace; a cancel that reverts stores its own request's
+/// context, so the revert joins the cancel's trace.
 pub(crate) fn invoking_context(action: &Action) -> Context {
     let carrier: HashMap<String, String> = action
         .trace_context

@@ -359,6 +359,42 @@ async fn a_traced_request_reaches_the_collector_and_the_provider_in_one_trace(ba
     let header = received.traceparent.expect("a traceparent to the webhook");
     assert_eq!(header, format!("00-{trace_id}-{}-01", call.span_id));
 
+    // A cancel reverts in the cancel's own trace.
+    let (cancel_sent, cancel_trace, _) = traceparent();
+    let canceled = gateway
+        .post(
+            &token,
+            &cancel_sent,
+            json!({"query": "mutation Lift($id: ID!) { cancelAction(id: $id) { id } }", "variables": {"id": id}}),
+        )
+        .await;
+    assert!(canceled.get("errors").is_none(), "{canceled}");
+    eventually("the webhook to get the revert", || async {
+        (webhook.count(&id, "revert") > 0).then_some(())
+    })
+    .await;
+    let revert = eventually("the revert's spans", || async {
+        let spans = collector.trace(&cancel_trace);
+        spans
+            .iter()
+            .find(|s| s.name == "revert hook")
+            .cloned()
+            .ok_or(format!(
+                "{:?}",
+                spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+            ))
+    })
+    .await;
+    let reverted = webhook
+        .requests()
+        .into_iter()
+        .find(|r| r.action_id == id && r.operation == "revert")
+        .unwrap();
+    assert_eq!(
+        reverted.traceparent.as_deref(),
+        Some(format!("00-{cancel_trace}-{}-01", revert.span_id).as_str())
+    );
+
     // Neither the token nor the variables are in any span.
     for span in collector.spans() {
         for value in span.attributes.values() {
