@@ -406,6 +406,7 @@ async fn a_traced_request_reaches_the_collector_and_the_provider_in_one_trace(ba
     assert!(clean, "{stderr}");
 }
 
+/// Also checks the span of the Graph REST face.
 async fn spans_still_queued_at_shutdown_are_exported(backend: Backend) {
     let collector = OtlpReceiver::start().await;
     let webhook = WebhookReceiver::ok().await;
@@ -426,6 +427,15 @@ async fn spans_still_queued_at_shutdown_are_exported(backend: Backend) {
         )
         .await;
     assert!(body.get("errors").is_none(), "{body}");
+    let (rest_sent, rest_trace, rest_caller) = traceparent();
+    let listed = reqwest::Client::new()
+        .get(format!("{}/beta/security/securityActions", gateway.address))
+        .bearer_auth(writer("tenant-flushed"))
+        .header("traceparent", &rest_sent)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
 
     let (clean, stderr) = gateway.stop();
 
@@ -436,6 +446,14 @@ async fn spans_still_queued_at_shutdown_are_exported(backend: Backend) {
         .map(|s| s.name)
         .collect();
     assert!(names.contains(&"query Flushed".to_owned()), "{names:?}");
+    let rest = collector
+        .trace(&rest_trace)
+        .into_iter()
+        .find(|s| s.name == "rest")
+        .expect("the REST request's span");
+    assert_eq!(rest.parent_span_id, rest_caller);
+    assert_eq!(rest.attribute("tenant"), "tenant-flushed");
+    assert_eq!(rest.attribute("http.request.method"), "GET");
 }
 
 async fn without_an_endpoint_nothing_is_exported_and_the_callers_context_is_passed_on(
