@@ -75,9 +75,7 @@ pub use graphql::sdl;
 pub use providers::config::ProvidersFile;
 pub use service::rate_limit::{Rate, RateLimits};
 pub use store::{CounterDrift, Store};
-pub use telemetry::trace::{
-    DEFAULT_SERVICE_NAME, TraceExport, Tracer, layer as trace_export_layer,
-};
+pub use telemetry::trace::{TraceExport, Tracer, layer as trace_export_layer};
 
 // What the fuzz targets in `fuzz/` drive; not an API.
 #[doc(hidden)]

@@ -62,9 +62,6 @@ pub struct Config {
     pub introspection: Option<bool>,
     /// Where `/metrics` is served instead of `listen`; `None`: on `listen`.
     pub metrics_listen: Option<SocketAddr>,
-    /// Where spans are exported; `None`: nowhere. `main` sets up the export
-    /// (it belongs to the process's subscriber, not to one gateway).
-    pub traces: Option<TraceExport>,
 }
 
 impl Config {
@@ -88,7 +85,6 @@ impl Config {
             http: HttpOptions::DEFAULT,
             introspection: None,
             metrics_listen: None,
-            traces: None,
         }
     }
 
@@ -182,12 +178,13 @@ impl Config {
         };
         config.introspection = settings.introspection;
         config.metrics_listen = settings.metrics_listen;
-        config.traces = trace_export(settings)?;
         Ok(config)
     }
 }
 
-/// The trace export of the settings: none without an OTLP endpoint.
+/// The trace export of the settings: none without an OTLP endpoint. Not
+/// part of [`Config`]: the export belongs to the process's subscriber, which
+/// `main` sets up before anything runs, not to one gateway.
 pub fn trace_export(settings: &Settings) -> Result<Option<TraceExport>, String> {
     settings
         .otlp_endpoint

@@ -41,7 +41,7 @@ use crate::domain::action::Action;
 use crate::providers::Job;
 
 /// The `service.name` of exported spans unless `OTEL_SERVICE_NAME` says otherwise.
-pub const DEFAULT_SERVICE_NAME: &str = "actiongate";
+pub(crate) const DEFAULT_SERVICE_NAME: &str = "actiongate";
 
 /// The OTLP/HTTP path of traces, appended to the endpoint as the
 /// OpenTelemetry specification asks of `OTEL_EXPORTER_OTLP_ENDPOINT`.
