@@ -288,7 +288,14 @@ impl Window {
         }
         let (first_hour, last_hour) = (ceil(from, HOUR_MICROS), floor(to, HOUR_MICROS));
         if first_hour >= last_hour {
-            window.edges.push((from, to));
+            // No whole hour inside: one edge, or two where the window
+            // crosses an hour's start, so each stays shorter than an hour.
+            if first_hour == last_hour && from < first_hour && first_hour < to {
+                window.edges.push((from, first_hour));
+                window.edges.push((first_hour, to));
+            } else {
+                window.edges.push((from, to));
+            }
             return window;
         }
         if from < first_hour {
@@ -431,6 +438,15 @@ mod tests {
                 prop_assert!(e - f < HOUR_MICROS && f < e, "an edge is less than an hour: {:?}", window);
             }
         }
+    }
+
+    #[test]
+    fn an_hour_long_window_off_the_hour_is_two_edges() {
+        let from = 10 * DAY_MICROS + 5 * HOUR_MICROS + 1;
+        let window = Window::plan(Some(from), Some(from + HOUR_MICROS));
+        let hour = 10 * DAY_MICROS + 6 * HOUR_MICROS;
+        assert_eq!(window.edges, vec![(from, hour), (hour, from + HOUR_MICROS)]);
+        assert!(window.hours.is_empty() && window.days.is_empty());
     }
 
     #[test]
