@@ -77,35 +77,13 @@ async fn the_token_command_mints_tokens_with_the_development_key(backend: Backen
 /// tokens, and reads everything it logged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_and_secrets_never_reach_the_logs() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
     let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_actiongate"))
-        .args(["--listen", "127.0.0.1:0"])
+    let mut command = crate::helpers::binary();
+    command
         .env("ACTIONGATE_DATA_DIR", data.path())
-        .env("ACTIONGATE_LOG", "debug")
-        .env_remove("ACTIONGATE_JWT_SECRET")
-        .env_remove("ACTIONGATE_DATABASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let (mut address, mut token) = (String::new(), String::new());
-    let mut line = String::new();
-    while stdout.read_line(&mut line).unwrap() > 0 {
-        if let Some(rest) = line.trim().strip_prefix("actiongate is listening on ") {
-            address = rest.to_owned();
-        } else if line.starts_with("eyJ") {
-            token = line.trim().to_owned();
-            break;
-        }
-        line.clear();
-    }
-    assert!(
-        !address.is_empty() && !token.is_empty(),
-        "the binary prints its address and token"
-    );
+        .env("ACTIONGATE_LOG", "debug");
+    let running = crate::helpers::RunningBinary::start(command, true);
+    let (address, token) = (running.address.clone(), running.token.clone().unwrap());
     let client = reqwest::Client::new();
     let forged = format!("{token}x");
     for bearer in [&token, &forged] {
@@ -124,9 +102,7 @@ async fn tokens_and_secrets_never_reach_the_logs() {
         .send()
         .await
         .unwrap();
-    let _ = Command::new("kill").arg(child.id().to_string()).status();
-    let output = child.wait_with_output().unwrap();
-    let logs = String::from_utf8_lossy(&output.stderr);
+    let (_, logs) = running.stop();
     assert!(
         logs.contains("listening"),
         "debug logs were written: {logs}"

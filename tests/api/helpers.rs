@@ -549,3 +549,95 @@ pub async fn total_count(app: &TestApp, token: &str) -> i64 {
         .as_i64()
         .expect("a count")
 }
+
+/// The `actiongate` binary for a test that needs what only a process has
+/// (its logs, its exit, a process-wide trace exporter): serving on a free
+/// port, without the caller's `ACTIONGATE_*` and `OTEL_*` settings, with
+/// standard output and error captured.
+pub fn binary() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_actiongate"));
+    command.args(["--listen", "127.0.0.1:0"]);
+    for name in [
+        "ACTIONGATE_LOG",
+        "ACTIONGATE_JWT_SECRET",
+        "ACTIONGATE_DATABASE_URL",
+        "ACTIONGATE_DATA_DIR",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_SERVICE_NAME",
+        "OTEL_BSP_SCHEDULE_DELAY",
+        "NO_COLOR",
+    ] {
+        command.env_remove(name);
+    }
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    command
+}
+
+/// A running binary (from [`binary`]), killed when dropped.
+pub struct RunningBinary {
+    child: Option<std::process::Child>,
+    /// Kept open: the binary writes to its standard output.
+    _stdout: std::io::BufReader<std::process::ChildStdout>,
+    /// Where it serves, `http://…`.
+    pub address: String,
+    /// The development token it printed, when it runs without a secret.
+    pub token: Option<String>,
+}
+
+impl RunningBinary {
+    /// Starts `command` and reads what the binary prints once it serves: its
+    /// address, then the development token when `dev_token` (no secret given).
+    pub fn start(mut command: std::process::Command, dev_token: bool) -> RunningBinary {
+        use std::io::BufRead;
+        let mut child = command.spawn().expect("the binary starts");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (mut address, mut token) = (String::new(), None);
+        let mut line = String::new();
+        while stdout.read_line(&mut line).unwrap() > 0 {
+            let text = line.trim();
+            if let Some(rest) = text.strip_prefix("actiongate is listening on ") {
+                address = rest.to_owned();
+            } else if text.starts_with("eyJ") {
+                token = Some(text.to_owned());
+                break;
+            } else if text.starts_with("dashboard:") && !dev_token {
+                break;
+            }
+            line.clear();
+        }
+        assert!(!address.is_empty(), "the binary serves");
+        assert_eq!(token.is_some(), dev_token, "the binary prints a token");
+        RunningBinary {
+            child: Some(child),
+            _stdout: stdout,
+            address,
+            token,
+        }
+    }
+
+    /// Stops the binary with SIGTERM, as an orchestrator does: whether it
+    /// exited cleanly, and what it wrote to standard error.
+    pub fn stop(mut self) -> (bool, String) {
+        let child = self.child.take().unwrap();
+        let _ = std::process::Command::new("kill")
+            .arg(child.id().to_string())
+            .status();
+        let output = child.wait_with_output().unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for RunningBinary {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -1,49 +1,22 @@
 //! What operators see: the access log and the log's colour (the binary's
 //! standard error), and `/metrics` after traffic.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
 use serde_json::{Value, json};
 
-/// Starts the binary with `args` and returns it with its address and token.
-fn start(args: &[&str], data: &std::path::Path) -> (Child, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_actiongate"))
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .env("ACTIONGATE_DATA_DIR", data)
-        .env_remove("ACTIONGATE_LOG")
-        .env_remove("ACTIONGATE_JWT_SECRET")
-        .env_remove("ACTIONGATE_DATABASE_URL")
-        .env_remove("NO_COLOR")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let (mut address, mut token) = (String::new(), String::new());
-    let mut line = String::new();
-    while stdout.read_line(&mut line).unwrap() > 0 {
-        if let Some(rest) = line.trim().strip_prefix("actiongate is listening on ") {
-            address = rest.to_owned();
-        } else if line.starts_with("eyJ") {
-            token = line.trim().to_owned();
-            break;
-        }
-        line.clear();
-    }
-    assert!(
-        !address.is_empty() && !token.is_empty(),
-        "the binary starts"
-    );
-    (child, address, token)
+use crate::helpers::{RunningBinary, binary};
+
+/// Starts the binary with `args`: it, its address and its token.
+fn start(args: &[&str], data: &std::path::Path) -> (RunningBinary, String, String) {
+    let mut command = binary();
+    command.args(args).env("ACTIONGATE_DATA_DIR", data);
+    let running = RunningBinary::start(command, true);
+    let (address, token) = (running.address.clone(), running.token.clone().unwrap());
+    (running, address, token)
 }
 
 /// Stops the binary and returns what it logged.
-fn stop(child: Child) -> String {
-    let _ = Command::new("kill").arg(child.id().to_string()).status();
-    let output = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&output.stderr).into_owned()
+fn stop(running: RunningBinary) -> String {
+    running.stop().1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

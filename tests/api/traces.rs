@@ -4,8 +4,6 @@
 //! receiver sees the trace context the gateway passes on.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -19,7 +17,9 @@ use opentelemetry_proto::tonic::common::v1::any_value;
 use prost::Message;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TEST_SECRET, TestDatabase, eventually, writer};
+use crate::helpers::{
+    Backend, RunningBinary, TEST_SECRET, TestDatabase, binary, eventually, writer,
+};
 use crate::receivers::WebhookReceiver;
 
 /// One exported span, flattened.
@@ -149,9 +149,7 @@ fn traceparent() -> (String, String, String) {
 
 /// The `actiongate` binary, serving on a free port.
 struct Gateway {
-    child: Option<Child>,
-    /// Kept open: the binary's standard output, which it writes to.
-    _stdout: BufReader<std::process::ChildStdout>,
+    binary: RunningBinary,
     address: String,
     _data: tempfile::TempDir,
 }
@@ -168,44 +166,23 @@ impl Gateway {
         let data = tempfile::tempdir().unwrap();
         let providers = data.path().join("providers.toml");
         std::fs::write(&providers, webhook.provider_toml("5s")).unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_actiongate"));
+        let mut command = binary();
         command
-            .args(["--listen", "127.0.0.1:0", "--jwt-secret", TEST_SECRET])
+            .args(["--jwt-secret", TEST_SECRET])
             .arg("--data-dir")
             .arg(data.path())
             .arg("--config")
             .arg(&providers)
             .args(["--database-url", &database.url])
             .args(args)
-            .env_remove("ACTIONGATE_LOG")
-            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .env_remove("OTEL_SERVICE_NAME")
-            .env_remove("OTEL_BSP_SCHEDULE_DELAY")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .env("NO_COLOR", "1");
         for (name, value) in env {
             command.env(name, value);
         }
-        let mut child = command.spawn().expect("the binary starts");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut address = String::new();
-        let mut line = String::new();
-        while stdout.read_line(&mut line).unwrap() > 0 {
-            if let Some(rest) = line.trim().strip_prefix("actiongate is listening on ") {
-                address = rest.to_owned();
-            } else if line.starts_with("dashboard:") {
-                // The last line it prints.
-                break;
-            }
-            line.clear();
-        }
-        assert!(!address.is_empty(), "the binary serves");
+        let binary = RunningBinary::start(command, false);
         Gateway {
-            child: Some(child),
-            _stdout: stdout,
-            address,
+            address: binary.address.clone(),
+            binary,
             _data: data,
         }
     }
@@ -226,23 +203,8 @@ impl Gateway {
 
     /// Stops the gateway with SIGTERM, as an orchestrator does, and returns
     /// whether it exited cleanly, with its standard error.
-    fn stop(mut self) -> (bool, String) {
-        let child = self.child.take().unwrap();
-        let _ = Command::new("kill").arg(child.id().to_string()).status();
-        let output = child.wait_with_output().unwrap();
-        (
-            output.status.success(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+    fn stop(self) -> (bool, String) {
+        self.binary.stop()
     }
 }
 
