@@ -1,10 +1,9 @@
 //! The Relay connection of `actions`: keyset pages, with `totalCount` and the
 //! far side of `pageInfo` computed only when asked for.
 
-use async_graphql::{Context, ErrorExtensions, Object, SelectionField};
+use async_graphql::{Context, ErrorExtensions, Object};
 
 use super::context::{principal, services};
-use super::loaders::RequestLoaders;
 use super::types::SecurityAction;
 use crate::domain::action::Action;
 use crate::domain::filter::ActionFilter;
@@ -34,20 +33,6 @@ impl SecurityActionConnection {
         }
     }
 
-    /// Loads the parameters and states the selection asks for, for the whole
-    /// page at once.
-    async fn prime(
-        &self,
-        ctx: &Context<'_>,
-        field: SelectionField<'_>,
-    ) -> async_graphql::Result<()> {
-        let ids: Vec<_> = self.page.actions.iter().map(|a| a.id).collect();
-        ctx.data_unchecked::<RequestLoaders>()
-            .prime(field, &ids)
-            .await
-            .map_err(|e| e.extend())
-    }
-
     fn cursor_of(&self, action: &Action) -> Cursor {
         Cursor::of(action, self.order.field)
     }
@@ -55,31 +40,27 @@ impl SecurityActionConnection {
 
 #[Object]
 impl SecurityActionConnection {
-    async fn edges(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SecurityActionEdge>> {
-        for node in ctx.field().selection_set().filter(|f| f.name() == "node") {
-            self.prime(ctx, node).await?;
-        }
-        Ok(self
-            .page
+    async fn edges(&self) -> Vec<SecurityActionEdge> {
+        self.page
             .actions
             .iter()
             .map(|a| SecurityActionEdge {
                 cursor: self.cursor_of(a).encode(),
                 node: a.clone(),
             })
-            .collect())
+            .collect()
     }
 
     /// The actions of the page, without cursors.
-    async fn nodes(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SecurityAction>> {
-        self.prime(ctx, ctx.field()).await?;
-        Ok(self
-            .page
+    // Their parameters and states, when selected, were read with the page
+    // (see `Query::actions`).
+    async fn nodes(&self) -> Vec<SecurityAction> {
+        self.page
             .actions
             .iter()
             .cloned()
             .map(SecurityAction::new)
-            .collect())
+            .collect()
     }
 
     async fn page_info(&self, ctx: &Context<'_>) -> async_graphql::Result<PageInfo> {

@@ -1,16 +1,19 @@
-//! Batch loaders for the parts of an action that live in other tables, so a
-//! page of 100 actions with their parameters and states costs three queries,
-//! not 201. Loaders are made per request and carry the caller's tenant.
+//! Batch loaders for the parts of an action that live in other tables. A list
+//! or a lookup reads the parts its selection asks for with the actions (one
+//! statement) and feeds them here; the loaders read only for actions that
+//! came otherwise (a mutation's answer), one query per part for all of them.
+//! Loaders are made per request and carry the caller's tenant.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use async_graphql::Lookahead;
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use uuid::Uuid;
 
 use crate::domain::action::{Parameter, StateChange};
 use crate::error::AppError;
-use crate::store::Store;
+use crate::store::{Parts, PartsWanted, Store};
 
 /// The loaders of one request (over WebSocket, of one operation). Each caches
 /// what it loaded for the request's lifetime, so a list can load the parts of
@@ -34,24 +37,25 @@ impl RequestLoaders {
         }
     }
 
-    /// Loads, in one query each, the parameters and states of the actions
-    /// `ids` that the selection of `field` asks for.
-    pub(crate) async fn prime(
-        &self,
-        field: async_graphql::SelectionField<'_>,
-        ids: &[Uuid],
-    ) -> Result<(), Arc<AppError>> {
-        if ids.is_empty() {
-            return Ok(());
+    /// Puts parts read with their actions in the loaders' caches, so that each
+    /// action's resolvers find them there and nothing more is read. (The
+    /// loaders themselves wait a batching delay before they read: a timer
+    /// worth its cost only when keys come from resolvers that run apart.)
+    pub(crate) async fn feed(&self, parts: Parts) {
+        if let Some(parameters) = parts.parameters {
+            self.parameters.feed_many(parameters).await;
         }
-        let wants = |name: &str| field.selection_set().any(|f| f.name() == name);
-        if wants("parameters") {
-            self.parameters.load_many(ids.iter().copied()).await?;
+        if let Some(states) = parts.states {
+            self.states.feed_many(states).await;
         }
-        if wants("states") {
-            self.states.load_many(ids.iter().copied()).await?;
-        }
-        Ok(())
+    }
+}
+
+/// Which parts of an action the selection `action` (a `SecurityAction`) asks for.
+pub(crate) fn parts_wanted(action: &Lookahead<'_>) -> PartsWanted {
+    PartsWanted {
+        parameters: action.field("parameters").exists(),
+        states: action.field("states").exists(),
     }
 }
 

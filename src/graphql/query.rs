@@ -5,10 +5,12 @@ use async_graphql::{Context, ID, Object};
 use super::connection::SecurityActionConnection;
 use super::context::{principal, services};
 use super::inputs::{ActionOrderInput, FilterArgument, parse_id};
+use super::loaders::{RequestLoaders, parts_wanted};
 use super::types::{ActionDefinitionType, SecurityAction, StatusCount};
 use crate::domain::catalog::CATALOG;
 use crate::domain::page::{ActionOrder, PageRequest};
 use crate::error::AppError;
+use crate::store::PartsWanted;
 
 pub(crate) struct Query;
 
@@ -19,8 +21,16 @@ impl Query {
         let caller = principal(ctx);
         caller.require_read()?;
         let id = parse_id("id", &id)?;
-        let action = services(ctx).store.action(&caller.tenant_id, id).await?;
-        Ok(action.map(SecurityAction::new))
+        let wanted = parts_wanted(&ctx.look_ahead());
+        let found = services(ctx)
+            .store
+            .action_with_parts(&caller.tenant_id, id, wanted)
+            .await?;
+        let Some((action, parts)) = found else {
+            return Ok(None);
+        };
+        ctx.data_unchecked::<RequestLoaders>().feed(parts).await;
+        Ok(Some(SecurityAction::new(action)))
     }
 
     /// The caller's tenant's actions that pass `filter`, as a Relay connection
@@ -42,10 +52,20 @@ impl Query {
         let filter = FilterArgument::into_domain(filter)?;
         let order: ActionOrder = order_by.map(Into::into).unwrap_or_default();
         let request = PageRequest::new(order, first, after.as_deref(), last, before.as_deref())?;
-        let page = services(ctx)
+        // The parts any node of the page asks for, read with the page.
+        let connection = ctx.look_ahead();
+        let (nodes, edges) = (connection.field("nodes"), connection.field("edges"));
+        let (listed, edged) = (parts_wanted(&nodes), parts_wanted(&edges.field("node")));
+        let wanted = PartsWanted {
+            parameters: listed.parameters || edged.parameters,
+            states: listed.states || edged.states,
+        };
+        let mut page = services(ctx)
             .store
-            .list_actions(&caller.tenant_id, &filter, order, &request)
+            .list_actions(&caller.tenant_id, &filter, order, &request, wanted)
             .await?;
+        let parts = std::mem::take(&mut page.parts);
+        ctx.data_unchecked::<RequestLoaders>().feed(parts).await;
         Ok(SecurityActionConnection::new(filter, order, request, page))
     }
 

@@ -44,7 +44,7 @@ pub(crate) use cancel::CancelOutcome;
 pub use counts::CounterDrift;
 pub(crate) use events::StoredEvent;
 pub(crate) use invoke::Invoked;
-pub(crate) use read::{ActionPage, Side};
+pub(crate) use read::{ActionPage, Parts, PartsWanted, Side};
 pub(crate) use work::{AfterWork, Claim, Work};
 
 /// Settings of the connection pool.

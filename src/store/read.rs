@@ -4,23 +4,54 @@
 use std::collections::HashMap;
 
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, Order, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Select,
+};
 use tracing::instrument;
 use uuid::Uuid;
 
 use super::Store;
 use super::entities::{action, parameter, state};
 use super::filter_sql::tenant_condition;
+use super::rows::status;
 use crate::domain::action::{Action, Parameter, StateChange};
 use crate::domain::filter::ActionFilter;
 use crate::domain::page::{ActionOrder, Cursor, Direction, OrderField, PageDirection, PageRequest};
+use crate::domain::time::from_micros;
 use crate::error::AppError;
+
+/// Which parts of an action, kept in other tables, a read brings with the
+/// actions' rows: in the same statement, as one JSON list per part and row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct PartsWanted {
+    pub parameters: bool,
+    pub states: bool,
+}
+
+impl PartsWanted {
+    /// Only the actions' own rows.
+    pub(crate) const NONE: PartsWanted = PartsWanted {
+        parameters: false,
+        states: false,
+    };
+}
+
+/// The parts read with some actions, by action; `None` when not asked for.
+/// An action asked for has an entry, empty when it has none.
+#[derive(Debug, Default)]
+pub(crate) struct Parts {
+    pub parameters: Option<HashMap<Uuid, Vec<Parameter>>>,
+    pub states: Option<HashMap<Uuid, Vec<StateChange>>>,
+}
 
 /// One page of an action list.
 #[derive(Debug)]
 pub(crate) struct ActionPage {
     /// In list order.
     pub actions: Vec<Action>,
+    /// Their parameters and states, as far as asked for.
+    pub parts: Parts,
     /// Whether rows follow the page in the direction it was read.
     pub has_more: bool,
 }
@@ -44,6 +75,20 @@ impl Store {
             .await?
             .map(Action::try_from)
             .transpose()
+    }
+
+    /// The action with this id in `tenant`, if any, with the parts `wanted`,
+    /// in one statement.
+    #[instrument(level = "debug", skip(self))]
+    pub(crate) async fn action_with_parts(
+        &self,
+        tenant: &str,
+        id: Uuid,
+        wanted: PartsWanted,
+    ) -> Result<Option<(Action, Parts)>, AppError> {
+        let query = action::Entity::find_by_id(id).filter(action::Column::TenantId.eq(tenant));
+        let (mut actions, parts) = self.read_with_parts(query, wanted, 1).await?;
+        Ok(actions.pop().map(|action| (action, parts)))
     }
 
     /// The actions of `tenant` among `ids`, in no particular order.
@@ -74,6 +119,7 @@ impl Store {
         filter: &ActionFilter,
         order: ActionOrder,
         page: &PageRequest,
+        wanted: PartsWanted,
     ) -> Result<ActionPage, AppError> {
         let key = sort_column(order.field);
         // A backward page is read in reverse order, then flipped.
@@ -94,22 +140,23 @@ impl Store {
         if page.skip > 0 {
             query = query.offset(page.skip);
         }
-        let rows = query
+        let query = query
             .order_by(key, sql_order.clone())
             .order_by(action::Column::Id, sql_order)
-            .limit(page.size + 1)
-            .all(self.connection())
+            .limit(page.size + 1);
+        let (mut actions, parts) = self
+            .read_with_parts(query, wanted, page.size as usize + 1)
             .await?;
-        let has_more = rows.len() as u64 > page.size;
-        let mut actions = rows
-            .into_iter()
-            .take(page.size as usize)
-            .map(Action::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
+        let has_more = actions.len() as u64 > page.size;
+        actions.truncate(page.size as usize);
         if page.direction == PageDirection::Backward {
             actions.reverse();
         }
-        Ok(ActionPage { actions, has_more })
+        Ok(ActionPage {
+            actions,
+            parts,
+            has_more,
+        })
     }
 
     /// Whether any action passing `filter` lies on `side` of `cursor` in the list
@@ -139,6 +186,48 @@ impl Store {
             .one(self.connection())
             .await?;
         Ok(found.is_some())
+    }
+
+    /// Runs `query` (of whole action rows) with the parts `wanted` as extra
+    /// columns: a correlated subquery per part, aggregating the part's rows of
+    /// each action into one JSON list, so the actions and their parts come
+    /// in one round trip. Both backends evaluate the subqueries only for the
+    /// rows the statement returns (after its `LIMIT`).
+    async fn read_with_parts(
+        &self,
+        mut query: Select<action::Entity>,
+        wanted: PartsWanted,
+        expected: usize,
+    ) -> Result<(Vec<Action>, Parts), AppError> {
+        let backend = self.backend();
+        if wanted.parameters {
+            query = query.expr_as(Expr::cust(parameters_json(backend)), PARAMETERS_JSON);
+        }
+        if wanted.states {
+            query = query.expr_as(Expr::cust(states_json(backend)), STATES_JSON);
+        }
+        let rows = self
+            .connection()
+            .query_all_raw(query.build(backend))
+            .await?;
+        let mut actions = Vec::with_capacity(rows.len().min(expected));
+        let mut parts = Parts {
+            parameters: wanted.parameters.then(HashMap::new),
+            states: wanted.states.then(HashMap::new),
+        };
+        for row in rows {
+            let action = Action::try_from(action::Model::from_query_result(&row, "")?)?;
+            if let Some(by_action) = &mut parts.parameters {
+                let json: Option<String> = row.try_get("", PARAMETERS_JSON)?;
+                by_action.insert(action.id, decode_parameters(json.as_deref())?);
+            }
+            if let Some(by_action) = &mut parts.states {
+                let json: Option<String> = row.try_get("", STATES_JSON)?;
+                by_action.insert(action.id, decode_states(action.id, json.as_deref())?);
+            }
+            actions.push(action);
+        }
+        Ok((actions, parts))
     }
 
     /// The parameters of each of `ids` in `tenant`, in the caller's order.
@@ -190,6 +279,90 @@ impl Store {
         }
         Ok(by_action)
     }
+}
+
+/// The extra columns of [`Store::read_with_parts`].
+const PARAMETERS_JSON: &str = "parameters_json";
+const STATES_JSON: &str = "states_json";
+
+/// An action's parameters in position order, as a JSON list of
+/// `[name, value]` (NULL or `[]` when it has none).
+fn parameters_json(backend: DbBackend) -> &'static str {
+    match backend {
+        DbBackend::Postgres => {
+            r#"(SELECT CAST(json_agg(json_build_array(p.name, p.value) ORDER BY p.position) AS TEXT) FROM action_parameters p WHERE p.action_id = "actions"."id" AND p.tenant_id = "actions"."tenant_id")"#
+        }
+        _ => {
+            r#"(SELECT json_group_array(json_array(p.name, p.value) ORDER BY p.position) FROM action_parameters p WHERE p.action_id = "actions"."id" AND p.tenant_id = "actions"."tenant_id")"#
+        }
+    }
+}
+
+/// An action's state rows oldest first, as a JSON list of `[id, seq,
+/// app_id, user_name, status, previous_status, occurred_at, detail]`.
+fn states_json(backend: DbBackend) -> &'static str {
+    match backend {
+        DbBackend::Postgres => {
+            r#"(SELECT CAST(json_agg(json_build_array(s.id, s.seq, s.app_id, s.user_name, s.status, s.previous_status, s.occurred_at, s.detail) ORDER BY s.id) AS TEXT) FROM action_states s WHERE s.action_id = "actions"."id" AND s.tenant_id = "actions"."tenant_id")"#
+        }
+        _ => {
+            r#"(SELECT json_group_array(json_array(s.id, s.seq, s.app_id, s.user_name, s.status, s.previous_status, s.occurred_at, s.detail) ORDER BY s.id) FROM action_states s WHERE s.action_id = "actions"."id" AND s.tenant_id = "actions"."tenant_id")"#
+        }
+    }
+}
+
+fn malformed(part: &str, err: serde_json::Error) -> AppError {
+    AppError::internal(format!(
+        "the {part} read with an action are malformed: {err}"
+    ))
+}
+
+fn decode_parameters(json: Option<&str>) -> Result<Vec<Parameter>, AppError> {
+    let Some(json) = json else {
+        return Ok(Vec::new());
+    };
+    let pairs: Vec<(String, String)> =
+        serde_json::from_str(json).map_err(|e| malformed("parameters", e))?;
+    Ok(pairs
+        .into_iter()
+        .map(|(name, value)| Parameter { name, value })
+        .collect())
+}
+
+/// One element of [`states_json`].
+type StateJson = (
+    i64,
+    Option<i64>,
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+    Option<String>,
+);
+
+fn decode_states(action_id: Uuid, json: Option<&str>) -> Result<Vec<StateChange>, AppError> {
+    let Some(json) = json else {
+        return Ok(Vec::new());
+    };
+    let rows: Vec<StateJson> = serde_json::from_str(json).map_err(|e| malformed("states", e))?;
+    rows.into_iter()
+        .map(
+            |(id, seq, app_id, user, now, previous, occurred_at, detail)| {
+                Ok(StateChange {
+                    id,
+                    seq,
+                    action_id,
+                    app_id,
+                    user,
+                    status: status(&now)?,
+                    previous_status: previous.as_deref().map(status).transpose()?,
+                    occurred_at: from_micros(occurred_at),
+                    detail,
+                })
+            },
+        )
+        .collect()
 }
 
 fn sort_column(field: OrderField) -> action::Column {

@@ -21,7 +21,7 @@ use crate::domain::action::Action;
 use crate::domain::page::{Cursor, PageRequest};
 use crate::error::{AppError, codes};
 use crate::http::HttpState;
-use crate::store::{Invoked, Store};
+use crate::store::{Invoked, PartsWanted, Store};
 
 /// `GET /beta/security/securityActions`: a page of the caller's tenant's
 /// actions.
@@ -59,7 +59,9 @@ pub(super) async fn list(
         )?;
         let store = &state.services.store;
         let tenant = &caller.tenant_id;
-        let page = store.list_actions(tenant, &filter, order, &request).await?;
+        let page = store
+            .list_actions(tenant, &filter, order, &request, PartsWanted::NONE)
+            .await?;
         let count = match options.count {
             true => Some(store.count_actions(tenant, &filter).await?),
             false => None,
