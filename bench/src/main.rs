@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod invoke;
+mod live_counts;
 mod load;
 mod query;
 mod report;
@@ -40,6 +41,9 @@ enum Command {
     Invoke(invoke::InvokeArgs),
     /// Hold many subscriptions; report delivery latency, losses and memory per subscriber.
     Subscribe(subscribe::SubscribeArgs),
+    /// Hold many `actionCountsChanged` subscriptions while actions change; report
+    /// the delay from change to push, and what the gateway reads while idle.
+    LiveCounts(live_counts::LiveCountsArgs),
 }
 
 #[tokio::main]
@@ -49,6 +53,7 @@ async fn main() -> ExitCode {
         Command::Query(args) => query::run(args).await,
         Command::Invoke(args) => invoke::run(args).await,
         Command::Subscribe(args) => subscribe::run(args).await,
+        Command::LiveCounts(args) => live_counts::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
