@@ -53,6 +53,7 @@ pub enum Row {
     /// `actionCounts` of the action `blockIp`.
     CountsName,
     /// `actionCounts` of the actions created in the last 24 hours.
+    #[value(name = "counts-24h")]
     Counts24h,
     /// The first 20 COMPLETED, newest first, with parameters and states.
     Page,
