@@ -165,6 +165,15 @@ async fn failed(
     let options = &context.options;
     let attempts = claim.attempts.max(1) as u32;
     let store = &context.store;
+    if let ProviderError::Throttled {
+        message,
+        retry_after,
+    } = &error
+    {
+        metrics::provider_throttled(&claim.action.vendor.provider);
+        debug!(message = %message, wait = ?retry_after, "the provider asks to wait; due again then");
+        return store.record_throttled(&claim.lease, work, *retry_after).await;
+    }
     if let ProviderError::Transient { retry_after, .. } = &error
         && attempts < options.max_attempts
     {
@@ -211,6 +220,9 @@ fn record_call<E>(
     let may_retry = attempts < context.options.max_attempts;
     let (outcome, code) = match result {
         Ok(Ok(())) => (CallOutcome::Ok, None),
+        Ok(Err(error @ ProviderError::Throttled { .. })) => {
+            (CallOutcome::Throttled, Some(error.info().code))
+        }
         Ok(Err(error @ ProviderError::Transient { .. })) if may_retry => {
             (CallOutcome::Retry, Some(error.info().code))
         }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, join_all};
 
 use crate::domain::action::{Action, ErrorInfo, Parameter};
 use crate::domain::catalog::ActionDefinition;
@@ -51,6 +51,13 @@ pub(crate) enum ProviderError {
         message: String,
         subcode: Option<i32>,
     },
+    /// Not now: the provider (or the budget that paces calls to it) asks to
+    /// come back after `retry_after`. A pacing wait, not a failure: the work is
+    /// put back due then without counting an attempt or touching `errorInfo`.
+    Throttled {
+        message: String,
+        retry_after: Duration,
+    },
 }
 
 /// `ResultInfo.code` of a call that timed out.
@@ -59,6 +66,8 @@ pub(crate) const CODE_TIMEOUT: i32 = 408;
 pub(crate) const CODE_UNREACHABLE: i32 = 502;
 /// `ResultInfo.code` of a failure inside the provider itself.
 pub(crate) const CODE_PROVIDER_ERROR: i32 = 500;
+/// `ResultInfo.code` of a call the provider (or its budget) deferred.
+pub(crate) const CODE_THROTTLED: i32 = 429;
 
 impl ProviderError {
     pub(crate) fn transient(code: i32, message: impl Into<String>) -> ProviderError {
@@ -77,9 +86,21 @@ impl ProviderError {
         }
     }
 
+    pub(crate) fn throttled(message: impl Into<String>, retry_after: Duration) -> ProviderError {
+        ProviderError::Throttled {
+            message: message.into(),
+            retry_after,
+        }
+    }
+
     /// As Graph's `resultInfo`.
     pub(crate) fn info(&self) -> ErrorInfo {
         match self {
+            ProviderError::Throttled { message, .. } => ErrorInfo {
+                code: CODE_THROTTLED,
+                message: message.clone(),
+                subcode: None,
+            },
             ProviderError::Transient { code, message, .. } => ErrorInfo {
                 code: *code,
                 message: message.clone(),
@@ -103,9 +124,41 @@ impl ProviderError {
 pub(crate) type Reference = Option<String>;
 
 /// A provider of the catalog's actions.
+///
+/// The executor hands a provider the due jobs of one tenant together, at most
+/// [`Provider::batch_limit`] at a time, through [`Provider::execute_batch`] and
+/// [`Provider::revert_batch`]; a provider whose API takes many indicators per
+/// call overrides those, the others get one `execute` / `revert` per job.
 pub(crate) trait Provider: Send + Sync {
     /// Applies the action. Returns what `revert` will need.
     fn execute<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, Result<Reference, ProviderError>>;
+
+    /// How many jobs one call may carry; 1 means one call per job.
+    fn batch_limit(&self) -> usize {
+        1
+    }
+
+    /// Applies several jobs of ONE tenant in one call: one result per job, in
+    /// order. Default: `execute` for each, concurrently.
+    fn execute_batch<'a>(
+        &'a self,
+        jobs: &'a [Job],
+    ) -> BoxFuture<'a, Vec<Result<Reference, ProviderError>>> {
+        Box::pin(join_all(jobs.iter().map(|job| self.execute(job))))
+    }
+
+    /// Lifts several jobs of ONE tenant: `jobs[i].1` is what `execute`
+    /// returned for `jobs[i].0` (`None` if unknown). One result per job, in
+    /// order. Default: `revert` for each, concurrently.
+    fn revert_batch<'a>(
+        &'a self,
+        jobs: &'a [(Job, Option<String>)],
+    ) -> BoxFuture<'a, Vec<Result<(), ProviderError>>> {
+        Box::pin(join_all(
+            jobs.iter()
+                .map(|(job, reference)| self.revert(job, reference.as_deref())),
+        ))
+    }
 
     /// Lifts the effect of the action. `reference` is what `execute` returned,
     /// or `None` when the attempt that applied it did not get to say (it was

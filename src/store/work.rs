@@ -278,6 +278,39 @@ impl Store {
         self.hand_over_to_revert(lease, None).await
     }
 
+    /// The provider (or its budget) said "not now": `work` is due again after
+    /// `wait`, and this attempt is not counted (the claim's increment is taken
+    /// back), so pacing never exhausts an action's attempts. Status and
+    /// `errorInfo` stay as they are: a wait is not a failure.
+    #[instrument(level = "debug", skip(self))]
+    pub(crate) async fn record_throttled(
+        &self,
+        lease: &Lease,
+        work: Work,
+        wait: Duration,
+    ) -> Result<AfterWork, AppError> {
+        let due = to_micros(time::now()) + wait.as_micros() as i64;
+        let result = action::Entity::update_many()
+            .col_expr(
+                action::Column::LeaseOwner,
+                Expr::val(Option::<String>::None),
+            )
+            .col_expr(action::Column::DueAt, Expr::val(due))
+            .col_expr(
+                action::Column::Attempts,
+                Expr::col(action::Column::Attempts).sub(1),
+            )
+            .filter(action::Column::Id.eq(lease.action_id))
+            .filter(action::Column::LeaseToken.eq(lease.token))
+            .filter(action::Column::Work.eq(work.stored()))
+            .exec(self.connection())
+            .await?;
+        if result.rows_affected == 1 {
+            return Ok(AfterWork::Recorded);
+        }
+        self.hand_over_to_revert(lease, None).await
+    }
+
     /// Execution failed for good: `Running → Failed` with `errorInfo`.
     #[instrument(level = "debug", skip(self, error), fields(db.system = self.db_system()))]
     pub(crate) async fn record_failed(

@@ -91,6 +91,10 @@ fn describe() {
         "actiongate_provider_calls_total",
         "Provider calls, by provider, work (execute or revert), outcome (ok, retry, failed) and status (ok, or the error code: the HTTP status, 408 timeout, 502 unreachable)."
     );
+    describe_counter!(
+        "actiongate_provider_throttled_total",
+        "Work a provider (or its budget) deferred with \"not now\", by provider: put back due later without counting an attempt."
+    );
     describe_histogram!(
         "actiongate_provider_call_duration_seconds",
         metrics::Unit::Seconds,
@@ -257,6 +261,8 @@ pub(crate) enum CallOutcome {
     Retry,
     /// A failure for good.
     Failed,
+    /// Deferred by the provider or its budget: tried again without counting.
+    Throttled,
 }
 
 /// One provider call; `code` is the error code (`None`: success).
@@ -271,6 +277,7 @@ pub(crate) fn provider_call(
         CallOutcome::Ok => "ok",
         CallOutcome::Retry => "retry",
         CallOutcome::Failed => "failed",
+        CallOutcome::Throttled => "throttled",
     };
     let status = code.map_or_else(|| "ok".to_owned(), |c| c.to_string());
     counter!("actiongate_provider_calls_total",
@@ -279,6 +286,11 @@ pub(crate) fn provider_call(
     histogram!("actiongate_provider_call_duration_seconds",
         "provider" => provider.to_owned(), "work" => work)
     .record(elapsed.as_secs_f64());
+}
+
+/// `provider` deferred a piece of work ("not now").
+pub(crate) fn provider_throttled(provider: &str) {
+    counter!("actiongate_provider_throttled_total", "provider" => provider.to_owned()).increment(1);
 }
 
 /// Due actions claimed, `taken_over` of them from an expired lease.
