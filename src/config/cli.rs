@@ -141,7 +141,7 @@ pub struct Settings {
     /// Whether this process executes actions (a replica may only serve the API).
     #[arg(long, env = "ACTIONGATE_EXECUTOR", default_value_t = ExecutorOptions::DEFAULT.enabled, action = clap::ArgAction::Set, global = true)]
     pub executor: bool,
-    /// Attempts the executor runs at once.
+    /// Provider calls the executor runs at once (a batch of actions is one call).
     #[arg(
         long,
         env = "ACTIONGATE_EXECUTOR_CONCURRENCY",

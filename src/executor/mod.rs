@@ -1,8 +1,12 @@
 //! The executor: claims due actions from the database, carries them out on
 //! their providers, and records how each attempt ended.
 //!
-//! One loop per process claims up to `concurrency` actions at a time, each
-//! with a lease (see `store::work`), and runs each in its own task. Transient
+//! One loop per process claims due actions, each with a lease (see
+//! `store::work`), groups those of one provider, tenant and kind of work into
+//! batches of at most the provider's `batch_limit`, and runs each batch in
+//! its own task as one provider call; at most `concurrency` calls run at
+//! once. A provider that takes no batches gets batches of one: one call per
+//! action, as before. Leases, fences, retries and cancels stay per action. Transient
 //! failures are retried with exponential backoff and jitter; a lease that
 //! expires because its process died is claimed again by any executor. A
 //! cancel stops an attempt running here at once: a local one through
@@ -18,11 +22,11 @@ use tokio::sync::Notify;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use uuid::Uuid;
 
 use crate::providers::Providers;
-use crate::store::Store;
+use crate::store::{Claim, Lease, Store, Work};
 use crate::telemetry::metrics;
 
 mod backoff;
@@ -33,7 +37,7 @@ mod worker;
 pub struct ExecutorOptions {
     /// Whether this process executes actions at all (a replica may only serve).
     pub enabled: bool,
-    /// Attempts in flight at once.
+    /// Provider calls in flight at once (a batch of actions is one call).
     pub concurrency: usize,
     /// How long a claim is held before another executor may take it over.
     pub lease: Duration,
@@ -159,6 +163,23 @@ impl Executor {
         }
     }
 
+    /// Gives back, due at once and without counting an attempt, what was
+    /// claimed beyond the calls free (the claim guessed the batches' sizes).
+    async fn put_back(&self, batches: Vec<Vec<Claim>>) {
+        let leases: Vec<Lease> = batches.into_iter().flatten().map(|c| c.lease).collect();
+        let count = leases.len();
+        match self
+            .context
+            .store
+            .put_back(&leases, None, Duration::ZERO)
+            .await
+        {
+            Ok(_) => debug!(count, "claimed beyond the free calls: given back"),
+            // Their leases expire and the work is claimed again.
+            Err(err) => warn!(error = %err.for_log(), count, "giving back claimed work"),
+        }
+    }
+
     /// Runs until `stop` is canceled, then shuts down gracefully. Dropping the
     /// future instead (the process dies) leaves the leases to expire.
     pub(crate) async fn run(mut self, stop: CancellationToken) {
@@ -171,19 +192,27 @@ impl Executor {
         let mut workers = JoinSet::new();
         let mut housekeeping = tokio::time::interval(Duration::from_secs(30));
         let mut cancels_open = true;
+        let mut sizing = ClaimSizing::new(self.context.providers.largest_batch());
         while !stop.is_cancelled() {
             while workers.try_join_next().is_some() {}
             let free = options.concurrency.saturating_sub(workers.len());
             if free > 0 {
+                let asked = sizing.claim_for(free);
                 match self
                     .context
                     .store
-                    .claim_due(&self.owner, free as u64, options.lease)
+                    .claim_due(&self.owner, asked, options.lease)
                     .await
                 {
                     Ok(claims) => {
-                        for claim in claims {
-                            workers.spawn(worker::run(self.context.clone(), claim));
+                        let claimed = claims.len();
+                        let mut batches = batches_of(claims, &self.context.providers);
+                        sizing.observe(asked, claimed, batches.len(), free);
+                        if batches.len() > free {
+                            self.put_back(batches.split_off(free)).await;
+                        }
+                        for batch in batches {
+                            workers.spawn(worker::run(self.context.clone(), batch));
                         }
                     }
                     Err(err) => warn!(error = %err.for_log(), "claiming due actions"),
@@ -222,4 +251,82 @@ impl Executor {
             Err(err) => warn!(error = %err.for_log(), "releasing leases on shutdown"),
         }
     }
+}
+
+/// The most due actions one claim takes: bounded so a claim's statements stay
+/// well within the databases' parameter limits and a claim stays short.
+const MAX_CLAIM: usize = 2_000;
+
+/// How many actions to claim for the calls free. The claim cannot know
+/// beforehand how the due actions will group into batches, so it goes by how
+/// the last claim grouped: with one action per call it claims one per free
+/// call (and never more than it can run); with a feed queued for a batching
+/// provider it claims enough to fill those calls' batches.
+struct ClaimSizing {
+    /// Actions per call in the last claim, between 1 and `largest_batch`.
+    actions_per_call: f64,
+    largest_batch: usize,
+}
+
+impl ClaimSizing {
+    fn new(largest_batch: usize) -> ClaimSizing {
+        ClaimSizing {
+            actions_per_call: 1.0,
+            largest_batch: largest_batch.max(1),
+        }
+    }
+
+    fn claim_for(&self, free_calls: usize) -> u64 {
+        let wanted = (free_calls as f64 * self.actions_per_call).ceil() as usize;
+        wanted.clamp(free_calls.min(MAX_CLAIM), MAX_CLAIM) as u64
+    }
+
+    /// A claim of `asked` brought `claimed` actions, which made `calls`
+    /// batches for `free` free calls. When they left calls free although the
+    /// queue had more (the claim came back full), the next claim may be
+    /// larger; otherwise it follows what this one found.
+    fn observe(&mut self, asked: u64, claimed: usize, calls: usize, free: usize) {
+        if claimed == 0 || calls == 0 {
+            return;
+        }
+        let mut per_call = claimed as f64 / calls as f64;
+        if calls < free && claimed as u64 >= asked {
+            per_call *= 2.0;
+        }
+        self.actions_per_call = per_call.clamp(1.0, self.largest_batch as f64);
+    }
+}
+
+/// Groups claims into batches: by provider, tenant and work, in the order
+/// claimed (oldest due first), each at most its provider's `batch_limit`.
+fn batches_of(claims: Vec<Claim>, providers: &Providers) -> Vec<Vec<Claim>> {
+    let mut order: Vec<(String, String, Work)> = Vec::new();
+    let mut groups: HashMap<(String, String, Work), Vec<Claim>> = HashMap::new();
+    for claim in claims {
+        let key = (
+            claim.action.vendor.provider.clone(),
+            claim.lease.tenant_id.clone(),
+            claim.work,
+        );
+        let group = groups.entry(key.clone()).or_insert_with(|| {
+            order.push(key);
+            Vec::new()
+        });
+        group.push(claim);
+    }
+    let mut batches = Vec::new();
+    for key in order {
+        let Some(mut group) = groups.remove(&key) else {
+            continue;
+        };
+        let limit = providers
+            .get(&key.0)
+            .map_or(1, |provider| provider.batch_limit().max(1));
+        while group.len() > limit {
+            let rest = group.split_off(limit);
+            batches.push(std::mem::replace(&mut group, rest));
+        }
+        batches.push(group);
+    }
+    batches
 }

@@ -1,6 +1,16 @@
-//! One attempt at one claimed action: call the provider, then record the
-//! outcome with the claim's fence.
+//! One attempt at a batch of claimed actions (one provider, one tenant, one
+//! kind of work): one provider call for them all, then each action's outcome
+//! recorded with its own claim's fence, the batch's in as few writes as the
+//! store allows (`store::closing`).
+//!
+//! A batch of one is what every provider that takes no batches gets, and
+//! behaves as a single attempt always has. Each action of a batch keeps its
+//! own lease, attempts, retries and cancel: a cancel stops the call when
+//! every action in it was canceled; otherwise the call runs to its end and the
+//! canceled actions are handed over to their revert with what the provider
+//! returned for them.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,179 +24,257 @@ use crate::domain::catalog::{ParameterKind, find_action};
 use crate::domain::indicator::Indicator;
 use crate::domain::status::ActionStatus;
 use crate::error::AppError;
-use crate::providers::{CODE_PROVIDER_ERROR, CODE_TIMEOUT, Job, Provider, ProviderError};
-use crate::store::{AfterWork, Claim, Work};
+use crate::providers::{
+    CODE_PROVIDER_ERROR, CODE_TIMEOUT, Job, Provider, ProviderError, Reference,
+};
+use crate::store::{AfterWork, Claim, Closing, Lease, Work};
 use crate::telemetry::metrics::{self, CallOutcome};
 use crate::telemetry::trace;
 
-/// Runs the claimed work and records how it ended.
-pub(super) async fn run(context: Arc<Context>, claim: Claim) {
+/// What became of one action of the batch, to be recorded.
+enum Ending {
+    /// Its work is done, for good or ill.
+    Close(Closing),
+    /// A failure that may pass: try again after `delay`.
+    Retry { delay: Duration, error: ErrorInfo },
+    /// The provider said "not now": due again after `wait`, no attempt counted.
+    Throttled { wait: Duration },
+    /// Canceled while the call ran: the revert takes over, with what the
+    /// provider returned for it, if it applied it.
+    HandOver { reference: Reference },
+    /// Nothing can be recorded (the claim makes no sense); its lease expires.
+    Abandon(AppError),
+}
+
+/// Runs the claimed batch and records how each of its actions ended.
+pub(super) async fn run(context: Arc<Context>, batch: Vec<Claim>) {
+    let Some(first) = batch.first() else { return };
     let span = info_span!(
         "attempt",
-        action_id = %claim.lease.action_id,
-        tenant = %claim.lease.tenant_id,
-        work = ?claim.work,
-        attempt = claim.attempts,
+        provider = %first.action.vendor.provider,
+        tenant = %first.lease.tenant_id,
+        work = ?first.work,
+        actions = batch.len(),
+        action_id = tracing::field::Empty,
+        attempt = tracing::field::Empty,
     );
-    trace::traced(span, trace::invoking_context(&claim.action), async move {
-        let outcome = match claim.work {
-            Work::Execute => execute(&context, &claim).await,
-            Work::Revert => revert(&context, &claim).await,
+    if let [only] = batch.as_slice() {
+        span.record("action_id", tracing::field::display(only.lease.action_id));
+        span.record("attempt", only.attempts);
+    }
+    // A batch of one continues its action's trace (the invoke's or the
+    // cancel's); a larger batch, which serves many, starts its own.
+    let parent = if batch.len() == 1 {
+        trace::invoking_context(&first.action)
+    } else {
+        Default::default()
+    };
+    trace::traced(span, parent, async move {
+        let work = batch[0].work;
+        let endings = match work {
+            Work::Execute => execute(&context, &batch).await,
+            Work::Revert => revert(&context, &batch).await,
         };
-        match outcome {
-            Ok(AfterWork::Recorded) => {}
-            Ok(AfterWork::CancelPending) => {
-                debug!("canceled during the attempt; the revert is due");
-                context.handle.wake();
-            }
-            Ok(AfterWork::LostLease) => {
-                metrics::lease_lost();
-                warn!("the lease was taken over; this attempt's result is discarded")
-            }
-            Err(err) => {
-                // The lease will expire and the work be claimed again.
-                warn!(error = %err.for_log(), "recording the attempt failed");
-            }
+        if let Err(err) = record(&context, &batch, work, endings).await {
+            // The leases will expire and the work be claimed again.
+            warn!(error = %err.for_log(), "recording the attempt failed");
         }
     })
     .await
 }
 
-async fn execute(context: &Context, claim: &Claim) -> Result<AfterWork, AppError> {
-    let store = &context.store;
-    let lease = &claim.lease;
-    let (provider, job) = match prepare(context, claim) {
-        Ok(ready) => ready,
-        Err(error) => return store.record_failed(lease, &error.info()).await,
+async fn execute(context: &Context, batch: &[Claim]) -> Vec<Ending> {
+    let mut endings: Vec<Option<Ending>> = (0..batch.len()).map(|_| None).collect();
+    let (provider, jobs, indexes) = prepare_all(context, batch, &mut endings, |claim, error| {
+        ending_of_error(context, claim, Work::Execute, error)
+    });
+    let Some(provider) = provider else {
+        return endings.into_iter().flatten().collect();
     };
-    let stop = context.handle.register(lease.action_id, lease.token);
-    let timeout = timeout_of(context, claim);
+    let handle = &context.handle;
+    let stops: Vec<_> = indexes
+        .iter()
+        .map(|&i| handle.register(batch[i].lease.action_id, batch[i].lease.token))
+        .collect();
+    let all_stopped = async {
+        for stop in &stops {
+            stop.cancelled().await;
+        }
+    };
+    let timeout = timeout_of(context, &batch[0]);
     let started = Instant::now();
     let result = tokio::select! {
-        result = tokio::time::timeout(timeout, provider.execute(&job).instrument(trace::provider_span(&job, "execute"))) => Some(result),
-        _ = stop.cancelled() => None,
+        result = tokio::time::timeout(timeout, provider.execute_batch(&jobs).instrument(trace::provider_span(&jobs[0], "execute"))) => Some(result),
+        _ = all_stopped => None,
     };
-    if let Some(result) = &result {
-        record_call(
-            context,
-            claim,
-            Work::Execute,
-            result.as_ref().map(|r| r.as_ref().map(|_| ())),
-            started,
-        );
+    for &i in &indexes {
+        handle.unregister(batch[i].lease.action_id, batch[i].lease.token);
     }
-    context.handle.unregister(lease.action_id, lease.token);
-    match result {
-        None => {
-            info!("canceled while running: the attempt was stopped");
-            store.hand_over_to_revert(lease, None).await
-        }
-        Some(Ok(Ok(reference))) => {
-            info!("applied");
-            store.record_applied(lease, reference.as_deref()).await
-        }
-        Some(Ok(Err(error))) => failed(context, claim, Work::Execute, error).await,
-        Some(Err(_elapsed)) => {
-            let error = ProviderError::transient(
-                CODE_TIMEOUT,
-                format!("the provider did not answer within {timeout:?}"),
-            );
-            failed(context, claim, Work::Execute, error).await
-        }
+    let mut results: Vec<Result<Reference, ProviderError>> = match result {
+        None => Vec::new(),
+        Some(Err(_elapsed)) => vec![Err(timed_out(timeout)); jobs.len()],
+        Some(Ok(results)) => results,
+    };
+    results.resize_with(jobs.len(), || Err(no_result()));
+    if call_ran(&stops) {
+        record_call(context, &batch[0], Work::Execute, &results, started);
     }
+    let mut applied = 0usize;
+    for ((&i, stop), result) in indexes.iter().zip(&stops).zip(results) {
+        let claim = &batch[i];
+        let ending = if stop.is_cancelled() {
+            info!(action_id = %claim.lease.action_id, "canceled while running: the attempt was stopped");
+            Ending::HandOver {
+                reference: result.ok().flatten(),
+            }
+        } else {
+            match result {
+                Ok(reference) => {
+                    applied += 1;
+                    debug!(action_id = %claim.lease.action_id, "applied");
+                    Ending::Close(Closing::Applied { reference })
+                }
+                Err(error) => ending_of_error(context, claim, Work::Execute, error),
+            }
+        };
+        endings[i] = Some(ending);
+    }
+    if applied > 0 {
+        info!(applied, "applied");
+    }
+    endings.into_iter().flatten().collect()
 }
 
-async fn revert(context: &Context, claim: &Claim) -> Result<AfterWork, AppError> {
-    let store = &context.store;
-    let lease = &claim.lease;
-    let from = claim.action.status;
-    if !matches!(from, ActionStatus::Running | ActionStatus::Completed) {
-        return Err(AppError::internal(format!(
-            "a revert was queued for an action that is {from}"
-        )));
-    }
-    let (provider, job) = match prepare(context, claim) {
-        Ok(ready) => ready,
-        Err(error) => return failed(context, claim, Work::Revert, error).await,
+async fn revert(context: &Context, batch: &[Claim]) -> Vec<Ending> {
+    let mut endings: Vec<Option<Ending>> = batch
+        .iter()
+        .map(|claim| {
+            let from = claim.action.status;
+            (!matches!(from, ActionStatus::Running | ActionStatus::Completed)).then(|| {
+                Ending::Abandon(AppError::internal(format!(
+                    "a revert was queued for an action that is {from}"
+                )))
+            })
+        })
+        .collect();
+    let (provider, jobs, indexes) = prepare_all(context, batch, &mut endings, |claim, error| {
+        ending_of_error(context, claim, Work::Revert, error)
+    });
+    let Some(provider) = provider else {
+        return endings.into_iter().flatten().collect();
     };
-    if provider.shares_indicators() {
-        let indicator = job.definition.indicator_parameter().name;
-        let held = job.parameters.iter().find(|p| p.name == indicator);
-        if let Some(parameter) = held
-            && store
-                .indicator_held_elsewhere(&job.action.vendor.provider, parameter, job.action.id)
-                .await?
+    let mut pairs = Vec::with_capacity(jobs.len());
+    let mut asked = Vec::with_capacity(jobs.len());
+    for (job, i) in jobs.into_iter().zip(indexes) {
+        let claim = &batch[i];
+        match held_elsewhere(context, provider, &job).await {
+            Ok(false) => {
+                pairs.push((job, claim.provider_reference.clone()));
+                asked.push(i);
+            }
+            Ok(true) => {
+                info!(action_id = %claim.lease.action_id, "another action holds the same indicator: it stays");
+                let detail = "the indicator stays in effect: other actions still hold it";
+                endings[i] = Some(Ending::Close(Closing::Reverted {
+                    from: claim.action.status,
+                    detail: Some(detail.to_owned()),
+                }));
+            }
+            Err(err) => endings[i] = Some(Ending::Abandon(err)),
+        }
+    }
+    if !pairs.is_empty() {
+        let timeout = timeout_of(context, &batch[0]);
+        let started = Instant::now();
+        let mut results = match tokio::time::timeout(
+            timeout,
+            provider
+                .revert_batch(&pairs)
+                .instrument(trace::provider_span(&pairs[0].0, "revert")),
+        )
+        .await
         {
-            info!("another action holds the same indicator: it stays");
-            let detail = "the indicator stays in effect: other actions still hold it".to_owned();
-            return store.record_reverted(lease, from, Some(detail)).await;
+            Ok(results) => results,
+            Err(_elapsed) => vec![Err(timed_out(timeout)); pairs.len()],
+        };
+        results.resize_with(pairs.len(), || Err(no_result()));
+        record_call(context, &batch[0], Work::Revert, &results, started);
+        let mut reverted = 0usize;
+        for (i, result) in asked.into_iter().zip(results) {
+            let claim = &batch[i];
+            endings[i] = Some(match result {
+                Ok(()) => {
+                    reverted += 1;
+                    debug!(action_id = %claim.lease.action_id, "reverted");
+                    Ending::Close(Closing::Reverted {
+                        from: claim.action.status,
+                        detail: None,
+                    })
+                }
+                Err(error) => ending_of_error(context, claim, Work::Revert, error),
+            });
+        }
+        if reverted > 0 {
+            info!(reverted, "reverted");
         }
     }
-    let timeout = timeout_of(context, claim);
-    let started = Instant::now();
-    let result = tokio::time::timeout(
-        timeout,
-        provider
-            .revert(&job, claim.provider_reference.as_deref())
-            .instrument(trace::provider_span(&job, "revert")),
-    )
-    .await;
-    record_call(
-        context,
-        claim,
-        Work::Revert,
-        result.as_ref().map(|r| r.as_ref().map(|_| ())),
-        started,
-    );
-    match result {
-        Ok(Ok(())) => {
-            info!("reverted");
-            store.record_reverted(lease, from, None).await
-        }
-        Ok(Err(error)) => failed(context, claim, Work::Revert, error).await,
-        Err(_elapsed) => {
-            let error = ProviderError::transient(
-                CODE_TIMEOUT,
-                format!("the provider did not answer within {timeout:?}"),
-            );
-            failed(context, claim, Work::Revert, error).await
-        }
-    }
+    endings.into_iter().flatten().collect()
 }
 
-/// Retries a transient failure while attempts remain; otherwise records the
-/// failure for good.
-async fn failed(
+/// Whether, for a provider that keeps one effect per indicator, another
+/// action still holds the job's indicator (then the revert leaves it).
+async fn held_elsewhere(
     context: &Context,
-    claim: &Claim,
-    work: Work,
-    error: ProviderError,
-) -> Result<AfterWork, AppError> {
+    provider: &Arc<dyn Provider>,
+    job: &Job,
+) -> Result<bool, AppError> {
+    if !provider.shares_indicators() {
+        return Ok(false);
+    }
+    let indicator = job.definition.indicator_parameter().name;
+    let Some(parameter) = job.parameters.iter().find(|p| p.name == indicator) else {
+        return Ok(false);
+    };
+    context
+        .store
+        .indicator_held_elsewhere(&job.action.vendor.provider, parameter, job.action.id)
+        .await
+}
+
+/// Whether the call ran (rather than being stopped by cancels of all its actions).
+fn call_ran(stops: &[tokio_util::sync::CancellationToken]) -> bool {
+    !stops.iter().all(|stop| stop.is_cancelled())
+}
+
+/// The ending of an action whose attempt failed with `error`: put back when
+/// throttled, retried while attempts remain for a transient failure,
+/// otherwise failed for good.
+fn ending_of_error(context: &Context, claim: &Claim, work: Work, error: ProviderError) -> Ending {
     let options = &context.options;
     let attempts = claim.attempts.max(1) as u32;
-    let store = &context.store;
-    if let ProviderError::Throttled {
-        message,
-        retry_after,
-    } = &error
-    {
-        metrics::provider_throttled(&claim.action.vendor.provider);
-        debug!(message = %message, wait = ?retry_after, "the provider asks to wait; due again then");
-        return store.record_throttled(&claim.lease, work, *retry_after).await;
-    }
-    if let ProviderError::Transient { retry_after, .. } = &error
-        && attempts < options.max_attempts
-    {
-        let delay = retry_delay(
-            attempts,
-            options.retry_base_delay,
-            options.retry_max_delay,
-            *retry_after,
-        );
-        info!(error = %error.info().message, ?delay, "attempt failed; retrying");
-        return store
-            .record_retry(&claim.lease, work, delay, &error.info())
-            .await;
+    let action_id = claim.lease.action_id;
+    match &error {
+        ProviderError::Throttled {
+            message,
+            retry_after,
+        } => {
+            debug!(%action_id, message = %message, wait = ?retry_after, "the provider asks to wait; due again then");
+            return Ending::Throttled { wait: *retry_after };
+        }
+        ProviderError::Transient { retry_after, .. } if attempts < options.max_attempts => {
+            let delay = retry_delay(
+                attempts,
+                options.retry_base_delay,
+                options.retry_max_delay,
+                *retry_after,
+            );
+            info!(%action_id, error = %error.info().message, ?delay, "attempt failed; retrying");
+            return Ending::Retry {
+                delay,
+                error: error.info(),
+            };
+        }
+        _ => {}
     }
     let mut info: ErrorInfo = error.info();
     if matches!(error, ProviderError::Transient { .. }) {
@@ -195,46 +283,150 @@ async fn failed(
     }
     match work {
         Work::Execute => {
-            warn!(error = %info.message, "failed");
-            store.record_failed(&claim.lease, &info).await
+            warn!(%action_id, error = %info.message, "failed");
+            Ending::Close(Closing::Failed { error: info })
         }
         Work::Revert => {
             info.message = format!("revert failed: {}", info.message);
-            warn!(error = %info.message, "revert failed; the action stays in effect");
-            store
-                .record_revert_failed(&claim.lease, claim.action.status, &info)
-                .await
+            warn!(%action_id, error = %info.message, "revert failed; the action stays in effect");
+            Ending::Close(Closing::RevertFailed {
+                from: claim.action.status,
+                error: info,
+            })
         }
     }
 }
 
-/// Counts and times one provider call: `result` is `Err` when it timed out.
-fn record_call<E>(
+/// Records every ending of the batch: the closings together, the put-backs
+/// together, then the rarer retries and hand-overs.
+async fn record(
+    context: &Context,
+    batch: &[Claim],
+    work: Work,
+    endings: Vec<Ending>,
+) -> Result<(), AppError> {
+    let store = &context.store;
+    let mut closings: Vec<(Lease, Closing)> = Vec::new();
+    let mut retries: Vec<(Lease, Duration, ErrorInfo)> = Vec::new();
+    let mut throttled: HashMap<Duration, Vec<Lease>> = HashMap::new();
+    let mut after: Vec<AfterWork> = Vec::new();
+    for (claim, ending) in batch.iter().zip(endings) {
+        let lease = claim.lease.clone();
+        match ending {
+            Ending::Close(closing) => closings.push((lease, closing)),
+            Ending::Retry { delay, error } => retries.push((lease, delay, error)),
+            Ending::Throttled { wait } => throttled.entry(wait).or_default().push(lease),
+            Ending::HandOver { reference } => {
+                after.push(
+                    store
+                        .hand_over_to_revert(&lease, reference.as_deref())
+                        .await?,
+                );
+            }
+            Ending::Abandon(err) => {
+                warn!(action_id = %lease.action_id, error = %err.for_log(), "the attempt cannot be recorded");
+            }
+        }
+    }
+    after.extend(store.close_attempts(&closings).await?);
+    for (wait, leases) in throttled {
+        metrics::provider_throttled(&batch[0].action.vendor.provider, leases.len());
+        after.extend(store.put_back(&leases, Some(work), wait).await?);
+    }
+    after.extend(store.record_retries(&retries, work).await?);
+    for outcome in after {
+        match outcome {
+            AfterWork::Recorded => {}
+            AfterWork::CancelPending => {
+                debug!("canceled during the attempt; the revert is due");
+                context.handle.wake();
+            }
+            AfterWork::LostLease => {
+                metrics::lease_lost();
+                warn!("the lease was taken over; this attempt's result is discarded")
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The provider and the jobs of a batch, with the index of each job's claim,
+/// for the claims without an ending yet; a claim that cannot become a job
+/// gets its ending from `unusable`.
+fn prepare_all<'a>(
+    context: &'a Context,
+    batch: &[Claim],
+    endings: &mut [Option<Ending>],
+    unusable: impl Fn(&Claim, ProviderError) -> Ending,
+) -> (Option<&'a Arc<dyn Provider>>, Vec<Job>, Vec<usize>) {
+    let mut provider = None;
+    let mut jobs = Vec::with_capacity(batch.len());
+    let mut indexes = Vec::with_capacity(batch.len());
+    for (i, claim) in batch.iter().enumerate() {
+        if endings[i].is_some() {
+            continue;
+        }
+        match prepare(context, claim) {
+            Ok((found, job)) => {
+                provider = Some(found);
+                jobs.push(job);
+                indexes.push(i);
+            }
+            Err(error) => endings[i] = Some(unusable(claim, error)),
+        }
+    }
+    (provider, jobs, indexes)
+}
+
+fn timed_out(timeout: Duration) -> ProviderError {
+    ProviderError::transient(
+        CODE_TIMEOUT,
+        format!("the provider did not answer within {timeout:?}"),
+    )
+}
+
+/// A batch call that returned fewer results than it was given jobs.
+fn no_result() -> ProviderError {
+    ProviderError::transient(
+        CODE_PROVIDER_ERROR,
+        "the provider returned no result for this action",
+    )
+}
+
+/// Counts and times one provider call (a whole batch) and its items.
+fn record_call<T>(
     context: &Context,
     claim: &Claim,
     work: Work,
-    result: Result<Result<(), &ProviderError>, &E>,
+    results: &[Result<T, ProviderError>],
     started: Instant,
 ) {
     let attempts = claim.attempts.max(1) as u32;
     let may_retry = attempts < context.options.max_attempts;
-    let (outcome, code) = match result {
-        Ok(Ok(())) => (CallOutcome::Ok, None),
-        Ok(Err(error @ ProviderError::Throttled { .. })) => {
+    let outcome_of = |result: &Result<T, ProviderError>| match result {
+        Ok(_) => (CallOutcome::Ok, None),
+        Err(error @ ProviderError::Throttled { .. }) => {
             (CallOutcome::Throttled, Some(error.info().code))
         }
-        Ok(Err(error @ ProviderError::Transient { .. })) if may_retry => {
+        Err(error @ ProviderError::Transient { .. }) if may_retry => {
             (CallOutcome::Retry, Some(error.info().code))
         }
-        Ok(Err(error)) => (CallOutcome::Failed, Some(error.info().code)),
-        Err(_elapsed) if may_retry => (CallOutcome::Retry, Some(CODE_TIMEOUT)),
-        Err(_elapsed) => (CallOutcome::Failed, Some(CODE_TIMEOUT)),
+        Err(error) => (CallOutcome::Failed, Some(error.info().code)),
     };
+    let provider = &claim.action.vendor.provider;
+    let mut call = (CallOutcome::Ok, None);
+    for result in results {
+        let item = outcome_of(result);
+        metrics::provider_call_item(provider, work_label(work), item.0);
+        if matches!(call.0, CallOutcome::Ok) {
+            call = item;
+        }
+    }
     metrics::provider_call(
-        &claim.action.vendor.provider,
+        provider,
         work_label(work),
-        outcome,
-        code,
+        call.0,
+        call.1,
         started.elapsed(),
     );
 }

@@ -51,6 +51,10 @@ pub(crate) enum ProviderError {
         message: String,
         subcode: Option<i32>,
     },
+    #[allow(
+        dead_code,
+        reason = "made by providers that pace their calls (the Defender budget)"
+    )]
     /// Not now: the provider (or the budget that paces calls to it) asks to
     /// come back after `retry_after`. A pacing wait, not a failure: the work is
     /// put back due then without counting an attempt or touching `errorInfo`.
@@ -86,6 +90,10 @@ impl ProviderError {
         }
     }
 
+    #[allow(
+        dead_code,
+        reason = "made by providers that pace their calls (the Defender budget)"
+    )]
     pub(crate) fn throttled(message: impl Into<String>, retry_after: Duration) -> ProviderError {
         ProviderError::Throttled {
             message: message.into(),
@@ -243,6 +251,15 @@ impl Providers {
     /// How long a call to `name` may take.
     pub(crate) fn timeout(&self, name: &str) -> Option<Duration> {
         self.timeouts.get(name).copied()
+    }
+
+    /// The largest batch any provider takes.
+    pub(crate) fn largest_batch(&self) -> usize {
+        self.by_name
+            .values()
+            .map(|provider| provider.batch_limit())
+            .max()
+            .unwrap_or(1)
     }
 
     /// The longest call timeout of any provider.

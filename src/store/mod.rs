@@ -8,7 +8,8 @@
 //!
 //! `invoke` stores new actions, `read` reads them back, `counts` counts them
 //! (from the counters the database keeps with every change), `cancel` cancels,
-//! `work` is the executor's queue, `transition` the one way statuses change,
+//! `work` is the executor's queue, `closing` records how a batch of its
+//! attempts ended, `transition` the one way statuses change,
 //! `events` numbers and reads the state history as events, and `notify` carries
 //! PostgreSQL `LISTEN`/`NOTIFY` between replicas.
 
@@ -26,6 +27,7 @@ use tracing::info;
 use crate::error::AppError;
 
 mod cancel;
+mod closing;
 mod connect;
 mod counts;
 pub mod entities;
@@ -41,11 +43,12 @@ mod transition;
 mod work;
 
 pub(crate) use cancel::CancelOutcome;
+pub(crate) use closing::Closing;
 pub use counts::CounterDrift;
 pub(crate) use events::StoredEvent;
 pub(crate) use invoke::Invoked;
 pub(crate) use read::{ActionPage, Parts, PartsWanted, Side};
-pub(crate) use work::{AfterWork, Claim, Work};
+pub(crate) use work::{AfterWork, Claim, Lease, Work};
 
 /// Settings of the connection pool.
 #[derive(Debug, Clone)]

@@ -18,6 +18,11 @@
 //! action (a retry's delay, a lease given back, a revert queued by a cancel)
 //! leave its status as it is.
 //!
+//! The executor records how a batch of attempts ended through `Transition`s
+//! too, many at once (`store::closing`): on PostgreSQL it writes the
+//! transitions of one shape as one statement that carries, for each row, the
+//! guards and values its own `Transition` would write.
+//!
 //! The action counters (`store::counts`) follow every status change by the
 //! database's own triggers, in the same transaction, whichever of these paths
 //! made it.
@@ -164,7 +169,7 @@ impl Transition {
         )
     }
 
-    fn check(&self) -> Result<(), AppError> {
+    pub(super) fn check(&self) -> Result<(), AppError> {
         if !self.from.can_become(self.to) {
             return Err(AppError::internal(format!(
                 "refused transition {} -> {} of action {}",

@@ -9,7 +9,8 @@
 //! `NotStarted` moves to `Running` in the same transaction: the one status
 //! change made for a whole batch at once rather than through `Transition`
 //! (`store::transition` says how it keeps the same rules). How an attempt
-//! ends is recorded through `Transition`, fenced by the lease.
+//! ends is recorded through `Transition`, fenced by the lease, a batch of
+//! them at once (`store::closing`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -21,7 +22,7 @@ use uuid::Uuid;
 
 use super::Store;
 use super::entities::{action, parameter, state};
-use super::transition::{Transition, WORK_EXECUTE, WORK_REVERT, state_row};
+use super::transition::{WORK_EXECUTE, WORK_REVERT, state_row};
 use crate::domain::action::{Action, Actor, ErrorInfo, Parameter};
 use crate::domain::status::ActionStatus;
 use crate::domain::time::{self, to_micros};
@@ -29,7 +30,7 @@ use crate::error::AppError;
 use crate::telemetry::metrics;
 
 /// What a claimed action is to have done to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Work {
     /// Carry it out on the provider.
     Execute,
@@ -38,7 +39,7 @@ pub(crate) enum Work {
 }
 
 impl Work {
-    fn stored(self) -> &'static str {
+    pub(super) fn stored(self) -> &'static str {
         match self {
             Work::Execute => WORK_EXECUTE,
             Work::Revert => WORK_REVERT,
@@ -219,171 +220,54 @@ impl Store {
             .collect()
     }
 
-    /// The provider applied the action: `Running → Completed`, keeping its
-    /// reference for a later revert.
-    #[instrument(level = "debug", skip(self, reference), fields(db.system = self.db_system()))]
-    pub(crate) async fn record_applied(
+    /// The attempts failed for reasons that may pass: try `work` again after
+    /// each one's delay. The actions keep their status; `errorInfo` shows the
+    /// last error. One transaction for them all; one result per item, in order.
+    #[instrument(level = "debug", skip_all, fields(count = retries.len(), db.system = self.db_system()))]
+    pub(crate) async fn record_retries(
         &self,
-        lease: &Lease,
-        reference: Option<&str>,
-    ) -> Result<AfterWork, AppError> {
-        let now = to_micros(time::now());
-        let transition = Transition::new(
-            lease.action_id,
-            ActionStatus::Running,
-            ActionStatus::Completed,
-        )
-        .fenced(lease.token, WORK_EXECUTE)
-        .set(action::Column::CompletedAt, Expr::val(now))
-        .set(
-            action::Column::ProviderReference,
-            Expr::val(reference.map(str::to_owned)),
-        )
-        .set_error(None)
-        .done();
-        self.close_attempt(lease, transition, now, reference).await
-    }
-
-    /// The attempt failed for a reason that may pass: try `work` again after
-    /// `delay`. The action keeps its status; `errorInfo` shows the last error.
-    #[instrument(level = "debug", skip(self, error), fields(db.system = self.db_system()))]
-    pub(crate) async fn record_retry(
-        &self,
-        lease: &Lease,
+        retries: &[(Lease, Duration, ErrorInfo)],
         work: Work,
-        delay: Duration,
-        error: &ErrorInfo,
-    ) -> Result<AfterWork, AppError> {
-        let due = to_micros(time::now()) + delay.as_micros() as i64;
-        let result = action::Entity::update_many()
-            .col_expr(
-                action::Column::LeaseOwner,
-                Expr::val(Option::<String>::None),
-            )
-            .col_expr(action::Column::DueAt, Expr::val(due))
-            .col_expr(action::Column::ErrorCode, Expr::val(error.code))
-            .col_expr(
-                action::Column::ErrorMessage,
-                Expr::val(error.message.as_str()),
-            )
-            .col_expr(action::Column::ErrorSubcode, Expr::val(error.subcode))
-            .filter(action::Column::Id.eq(lease.action_id))
-            .filter(action::Column::LeaseToken.eq(lease.token))
-            .filter(action::Column::Work.eq(work.stored()))
-            .exec(self.connection())
-            .await?;
-        if result.rows_affected == 1 {
-            return Ok(AfterWork::Recorded);
+    ) -> Result<Vec<AfterWork>, AppError> {
+        if retries.is_empty() {
+            return Ok(Vec::new());
         }
-        self.hand_over_to_revert(lease, None).await
-    }
-
-    /// The provider (or its budget) said "not now": `work` is due again after
-    /// `wait`, and this attempt is not counted (the claim's increment is taken
-    /// back), so pacing never exhausts an action's attempts. Status and
-    /// `errorInfo` stay as they are: a wait is not a failure.
-    #[instrument(level = "debug", skip(self))]
-    pub(crate) async fn record_throttled(
-        &self,
-        lease: &Lease,
-        work: Work,
-        wait: Duration,
-    ) -> Result<AfterWork, AppError> {
-        let due = to_micros(time::now()) + wait.as_micros() as i64;
-        let result = action::Entity::update_many()
-            .col_expr(
-                action::Column::LeaseOwner,
-                Expr::val(Option::<String>::None),
-            )
-            .col_expr(action::Column::DueAt, Expr::val(due))
-            .col_expr(
-                action::Column::Attempts,
-                Expr::col(action::Column::Attempts).sub(1),
-            )
-            .filter(action::Column::Id.eq(lease.action_id))
-            .filter(action::Column::LeaseToken.eq(lease.token))
-            .filter(action::Column::Work.eq(work.stored()))
-            .exec(self.connection())
-            .await?;
-        if result.rows_affected == 1 {
-            return Ok(AfterWork::Recorded);
-        }
-        self.hand_over_to_revert(lease, None).await
-    }
-
-    /// Execution failed for good: `Running → Failed` with `errorInfo`.
-    #[instrument(level = "debug", skip(self, error), fields(db.system = self.db_system()))]
-    pub(crate) async fn record_failed(
-        &self,
-        lease: &Lease,
-        error: &ErrorInfo,
-    ) -> Result<AfterWork, AppError> {
         let now = to_micros(time::now());
-        let transition =
-            Transition::new(lease.action_id, ActionStatus::Running, ActionStatus::Failed)
-                .fenced(lease.token, WORK_EXECUTE)
-                .set(action::Column::CompletedAt, Expr::val(now))
-                .set_error(Some(error))
-                .done();
-        self.close_attempt(lease, transition, now, None).await
-    }
-
-    /// The effect was lifted: `from → Canceled`, with `detail` in the state row.
-    #[instrument(level = "debug", skip(self), fields(db.system = self.db_system()))]
-    pub(crate) async fn record_reverted(
-        &self,
-        lease: &Lease,
-        from: ActionStatus,
-        detail: Option<String>,
-    ) -> Result<AfterWork, AppError> {
-        let now = to_micros(time::now());
-        let mut transition = Transition::new(lease.action_id, from, ActionStatus::Canceled)
-            .fenced(lease.token, WORK_REVERT)
-            .set(action::Column::CompletedAt, Expr::val(now))
-            .set_error(None)
-            .done();
-        transition.detail = detail;
-        self.close_attempt(lease, transition, now, None).await
-    }
-
-    /// The revert failed for good: the action is (still) `Completed`, its
-    /// `errorInfo` says why, and a state row records it. A new cancel tries again.
-    #[instrument(level = "debug", skip(self, error), fields(db.system = self.db_system()))]
-    pub(crate) async fn record_revert_failed(
-        &self,
-        lease: &Lease,
-        from: ActionStatus,
-        error: &ErrorInfo,
-    ) -> Result<AfterWork, AppError> {
-        let now = to_micros(time::now());
-        let mut transition = Transition::new(lease.action_id, from, ActionStatus::Completed)
-            .fenced(lease.token, WORK_REVERT)
-            .set_error(Some(error))
-            .done();
-        transition.detail = Some(error.message.clone());
-        if from == ActionStatus::Running {
-            transition = transition.set(action::Column::CompletedAt, Expr::val(now));
+        let txn = self.begin_write().await?;
+        let mut recorded = Vec::with_capacity(retries.len());
+        for (lease, delay, error) in retries {
+            let result = action::Entity::update_many()
+                .col_expr(
+                    action::Column::LeaseOwner,
+                    Expr::val(Option::<String>::None),
+                )
+                .col_expr(
+                    action::Column::DueAt,
+                    Expr::val(now + delay.as_micros() as i64),
+                )
+                .col_expr(action::Column::ErrorCode, Expr::val(error.code))
+                .col_expr(
+                    action::Column::ErrorMessage,
+                    Expr::val(error.message.as_str()),
+                )
+                .col_expr(action::Column::ErrorSubcode, Expr::val(error.subcode))
+                .filter(action::Column::Id.eq(lease.action_id))
+                .filter(action::Column::LeaseToken.eq(lease.token))
+                .filter(action::Column::Work.eq(work.stored()))
+                .exec(&txn)
+                .await?;
+            recorded.push(result.rows_affected == 1);
         }
-        self.close_attempt(lease, transition, now, None).await
-    }
-
-    /// Applies the transition that closes an attempt, in its own transaction.
-    /// When it does not apply, a cancel may have changed the work meanwhile:
-    /// see [`Store::hand_over_to_revert`].
-    async fn close_attempt(
-        &self,
-        lease: &Lease,
-        transition: Transition,
-        now: i64,
-        reference: Option<&str>,
-    ) -> Result<AfterWork, AppError> {
-        let applied = transition
-            .apply_alone(self, &Actor::executor(&lease.tenant_id), now)
-            .await?;
-        if applied {
-            return Ok(AfterWork::Recorded);
+        txn.commit().await?;
+        let mut outcomes = Vec::with_capacity(retries.len());
+        for ((lease, ..), recorded) in retries.iter().zip(recorded) {
+            outcomes.push(if recorded {
+                AfterWork::Recorded
+            } else {
+                self.hand_over_to_revert(lease, None).await?
+            });
         }
-        self.hand_over_to_revert(lease, reference).await
+        Ok(outcomes)
     }
 
     /// Whether an action other than `except`, on `provider`, still holds the

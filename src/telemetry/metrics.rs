@@ -92,6 +92,10 @@ fn describe() {
         "Provider calls, by provider, work (execute or revert), outcome (ok, retry, failed) and status (ok, or the error code: the HTTP status, 408 timeout, 502 unreachable)."
     );
     describe_counter!(
+        "actiongate_provider_call_items_total",
+        "Actions carried by provider calls (a batch carries many), by provider, work and the outcome of each."
+    );
+    describe_counter!(
         "actiongate_provider_throttled_total",
         "Work a provider (or its budget) deferred with \"not now\", by provider: put back due later without counting an attempt."
     );
@@ -110,7 +114,7 @@ fn describe() {
     );
     describe_gauge!(
         "actiongate_executor_in_flight",
-        "Attempts running in this process."
+        "Provider calls (batches of actions) running in this process."
     );
     describe_counter!(
         "actiongate_executor_leases_lost_total",
@@ -265,7 +269,19 @@ pub(crate) enum CallOutcome {
     Throttled,
 }
 
-/// One provider call; `code` is the error code (`None`: success).
+impl CallOutcome {
+    fn label(self) -> &'static str {
+        match self {
+            CallOutcome::Ok => "ok",
+            CallOutcome::Retry => "retry",
+            CallOutcome::Failed => "failed",
+            CallOutcome::Throttled => "throttled",
+        }
+    }
+}
+
+/// One provider call (a batch is one call); `code` is the error code of its
+/// first failed action (`None`: every action succeeded).
 pub(crate) fn provider_call(
     provider: &str,
     work: &'static str,
@@ -273,12 +289,7 @@ pub(crate) fn provider_call(
     code: Option<i32>,
     elapsed: Duration,
 ) {
-    let outcome = match outcome {
-        CallOutcome::Ok => "ok",
-        CallOutcome::Retry => "retry",
-        CallOutcome::Failed => "failed",
-        CallOutcome::Throttled => "throttled",
-    };
+    let outcome = outcome.label();
     let status = code.map_or_else(|| "ok".to_owned(), |c| c.to_string());
     counter!("actiongate_provider_calls_total",
         "provider" => provider.to_owned(), "work" => work, "outcome" => outcome, "status" => status)
@@ -288,9 +299,17 @@ pub(crate) fn provider_call(
     .record(elapsed.as_secs_f64());
 }
 
-/// `provider` deferred a piece of work ("not now").
-pub(crate) fn provider_throttled(provider: &str) {
-    counter!("actiongate_provider_throttled_total", "provider" => provider.to_owned()).increment(1);
+/// One action carried by a provider call, and how it fared.
+pub(crate) fn provider_call_item(provider: &str, work: &'static str, outcome: CallOutcome) {
+    counter!("actiongate_provider_call_items_total",
+        "provider" => provider.to_owned(), "work" => work, "outcome" => outcome.label())
+    .increment(1);
+}
+
+/// `provider` deferred `count` pieces of work ("not now").
+pub(crate) fn provider_throttled(provider: &str, count: usize) {
+    counter!("actiongate_provider_throttled_total", "provider" => provider.to_owned())
+        .increment(count as u64);
 }
 
 /// Due actions claimed, `taken_over` of them from an expired lease.

@@ -6,6 +6,7 @@
 mod helpers;
 
 mod auth;
+mod batches;
 mod bulk;
 mod cancel;
 mod counts;

@@ -45,8 +45,8 @@ struct Cached {
     next_expiry: Option<i64>,
 }
 
-/// A change and who waits for it to be written.
-type Pending = (Change, oneshot::Sender<Result<(), String>>);
+/// Changes and who waits for them to be written.
+type Pending = (Vec<Change>, oneshot::Sender<Result<(), String>>);
 
 #[derive(Debug, Clone)]
 pub(super) enum Change {
@@ -73,13 +73,14 @@ impl ListFile {
         }
     }
 
-    /// Queues `change` and waits until a write that includes it is durable.
-    pub(super) async fn apply(&self, change: Change) -> Result<(), String> {
+    /// Queues `changes` (one, or a batch of the executor's) and waits until
+    /// the one write that includes them all is durable.
+    pub(super) async fn apply_all(&self, changes: Vec<Change>) -> Result<(), String> {
         let (done, written) = oneshot::channel();
         self.pending
             .lock()
             .expect("pending changes")
-            .push((change, done));
+            .push((changes, done));
         self.changed.store(true, Ordering::Relaxed);
         self.flush(false).await?;
         written
@@ -97,7 +98,8 @@ impl ListFile {
         if batch.is_empty() && !sweep {
             return Ok(());
         }
-        let changes: Vec<Change> = batch.iter().map(|(c, _)| c.clone()).collect();
+        let (changes, waiting): (Vec<Vec<Change>>, Vec<_>) = batch.into_iter().unzip();
+        let changes: Vec<Change> = changes.into_iter().flatten().collect();
         let dir = self.dir.clone();
         let name = self.name.clone();
         let previous = cached.take();
@@ -106,7 +108,7 @@ impl ListFile {
                 .await
                 .map_err(|e| e.to_string())
                 .and_then(|r| r.map_err(|e| e.to_string()));
-        let idle = sweep && batch.is_empty() && !self.changed.swap(false, Ordering::Relaxed);
+        let idle = sweep && waiting.is_empty() && !self.changed.swap(false, Ordering::Relaxed);
         let result = written.map(|mut now| {
             if idle {
                 now.owners = None;
@@ -116,7 +118,7 @@ impl ListFile {
         if let Err(err) = &result {
             warn!(file = %self.name, error = %err, "blocklist write failed");
         }
-        for (_, done) in batch {
+        for done in waiting {
             let _ = done.send(result.clone());
         }
         result
@@ -250,7 +252,7 @@ mod tests {
             owner: Uuid::now_v7(),
             expires_at: None,
         };
-        list.apply(add).await.unwrap();
+        list.apply_all(vec![add]).await.unwrap();
         assert!(list.writing.lock().await.is_some(), "kept while written");
         list.flush(true).await.unwrap();
         assert!(
@@ -276,7 +278,7 @@ mod tests {
             indicator: "10.0.0.1".into(),
             owner: Uuid::now_v7(),
         };
-        list.apply(remove_other).await.unwrap();
+        list.apply_all(vec![remove_other]).await.unwrap();
         assert_eq!(
             lines(&dir.path().join("contoso"), "blocked-ip.txt"),
             ["10.0.0.1"]

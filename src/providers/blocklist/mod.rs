@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, join_all};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
@@ -31,6 +31,11 @@ use owners::owner_files;
 
 mod list_file;
 mod owners;
+
+/// Jobs one batch may carry: a list is rewritten whole whatever the number of
+/// changes, so the larger the batch the fewer rewrites; 500 is what one bulk
+/// `invokeActions` call stores.
+const BATCH_LIMIT: usize = 500;
 
 /// The blocklist provider.
 pub(crate) struct Blocklist {
@@ -69,11 +74,79 @@ impl Blocklist {
     }
 
     async fn change(&self, tenant: &str, file: &str, change: Change) -> Result<(), ProviderError> {
+        self.change_all(tenant, file, vec![change]).await
+    }
+
+    /// Writes `changes` to one list in one file replacement.
+    async fn change_all(
+        &self,
+        tenant: &str,
+        file: &str,
+        changes: Vec<Change>,
+    ) -> Result<(), ProviderError> {
         let list = self.list(tenant, file);
-        list.apply(change).await.map_err(|e| {
+        list.apply_all(changes).await.map_err(|e| {
             ProviderError::transient(CODE_PROVIDER_ERROR, format!("writing {file}: {e}"))
         })
     }
+
+    /// Applies `changes` (one per job, with the tenant and list it goes to)
+    /// with one file replacement per list, the lists written concurrently.
+    /// Returns one result per change, in order: a list that could not be
+    /// written fails the changes that went to it.
+    async fn change_batch(
+        &self,
+        changes: Vec<(String, String, Change)>,
+    ) -> Vec<Result<(), ProviderError>> {
+        let mut by_list: HashMap<(String, String), (Vec<usize>, Vec<Change>)> = HashMap::new();
+        let count = changes.len();
+        for (index, (tenant, file, change)) in changes.into_iter().enumerate() {
+            let (indexes, list) = by_list.entry((tenant, file)).or_default();
+            indexes.push(index);
+            list.push(change);
+        }
+        let written = join_all(by_list.into_iter().map(
+            |((tenant, file), (indexes, changes))| async move {
+                let result = self.change_all(&tenant, &file, changes).await;
+                (indexes, result)
+            },
+        ))
+        .await;
+        let mut results = vec![Ok(()); count];
+        for (indexes, result) in written {
+            for index in indexes {
+                results[index] = result.clone();
+            }
+        }
+        results
+    }
+}
+
+/// The change that applies `job`, and its reference.
+fn addition(job: &Job) -> (String, Change, BlocklistReference) {
+    let file = file_name(job);
+    let indicator = job.indicator.to_string();
+    let change = Change::Add {
+        indicator: indicator.clone(),
+        owner: job.action.id,
+        expires_at: job.expires_at.map(to_micros),
+    };
+    (file.clone(), change, BlocklistReference { file, indicator })
+}
+
+/// The change that lifts `job`, applied with `reference` (what `execute`
+/// returned, if known).
+fn removal(job: &Job, reference: Option<&str>) -> (String, Change) {
+    let (file, indicator) =
+        match reference.and_then(|r| serde_json::from_str::<BlocklistReference>(r).ok()) {
+            Some(r) => (r.file, r.indicator),
+            None => (file_name(job), job.indicator.to_string()),
+        };
+    let change = Change::Remove {
+        indicator,
+        owner: job.action.id,
+    };
+    (file, change)
 }
 
 /// `blocked-ip.txt`, `allowed-sha256.txt`, …
@@ -102,19 +175,8 @@ fn tenant_dir(tenant: &str) -> String {
 impl Provider for Blocklist {
     fn execute<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, Result<Reference, ProviderError>> {
         Box::pin(async move {
-            let file = file_name(job);
-            let indicator = job.indicator.to_string();
-            self.change(
-                &job.action.tenant_id,
-                &file,
-                Change::Add {
-                    indicator: indicator.clone(),
-                    owner: job.action.id,
-                    expires_at: job.expires_at.map(to_micros),
-                },
-            )
-            .await?;
-            let reference = BlocklistReference { file, indicator };
+            let (file, change, reference) = addition(job);
+            self.change(&job.action.tenant_id, &file, change).await?;
             Ok(serde_json::to_string(&reference).ok())
         })
     }
@@ -125,20 +187,50 @@ impl Provider for Blocklist {
         reference: Option<&'a str>,
     ) -> BoxFuture<'a, Result<(), ProviderError>> {
         Box::pin(async move {
-            let (file, indicator) =
-                match reference.and_then(|r| serde_json::from_str::<BlocklistReference>(r).ok()) {
-                    Some(r) => (r.file, r.indicator),
-                    None => (file_name(job), job.indicator.to_string()),
-                };
-            self.change(
-                &job.action.tenant_id,
-                &file,
-                Change::Remove {
-                    indicator,
-                    owner: job.action.id,
-                },
-            )
-            .await
+            let (file, change) = removal(job, reference);
+            self.change(&job.action.tenant_id, &file, change).await
+        })
+    }
+
+    /// A whole feed's worth: one file replacement per list.
+    fn batch_limit(&self) -> usize {
+        BATCH_LIMIT
+    }
+
+    fn execute_batch<'a>(
+        &'a self,
+        jobs: &'a [Job],
+    ) -> BoxFuture<'a, Vec<Result<Reference, ProviderError>>> {
+        Box::pin(async move {
+            let mut changes = Vec::with_capacity(jobs.len());
+            let mut references = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                let (file, change, reference) = addition(job);
+                changes.push((job.action.tenant_id.clone(), file, change));
+                references.push(serde_json::to_string(&reference).ok());
+            }
+            let written = self.change_batch(changes).await;
+            written
+                .into_iter()
+                .zip(references)
+                .map(|(result, reference)| result.map(|()| reference))
+                .collect()
+        })
+    }
+
+    fn revert_batch<'a>(
+        &'a self,
+        jobs: &'a [(Job, Option<String>)],
+    ) -> BoxFuture<'a, Vec<Result<(), ProviderError>>> {
+        Box::pin(async move {
+            let changes = jobs
+                .iter()
+                .map(|(job, reference)| {
+                    let (file, change) = removal(job, reference.as_deref());
+                    (job.action.tenant_id.clone(), file, change)
+                })
+                .collect();
+            self.change_batch(changes).await
         })
     }
 
