@@ -33,6 +33,11 @@ pub const INVOKE_MANY: &str = "mutation($inputs: [InvokeActionInput!]!) { invoke
 const COMPLETED_EVENTS: &str = "subscription { actionStatusChanged(filter: {status: [COMPLETED]}) { action { id } occurredDateTime } }";
 /// How long outstanding actions may take to complete after the load.
 const COMPLETION_WAIT: Duration = Duration::from_secs(30);
+/// How long a feed may take to complete after it was stored.
+const FEED_WAIT: Duration = Duration::from_secs(300);
+/// Addresses of a feed start here, past those a timed load of the same
+/// tenant would use first.
+const FEED_FIRST: u64 = 1 << 23;
 /// IPv6 addresses of the probe: `2001:db8:<tag>::/48`, apart from the load's.
 const PROBE_TAG: u16 = 0xfffe;
 
@@ -52,6 +57,11 @@ pub struct InvokeArgs {
     /// 500) instead of one `invokeAction` a request; the report adds actions/s.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=500))]
     pub bulk: Option<u64>,
+    /// Instead of a timed window, invoke one feed of this many actions in
+    /// `invokeActions` calls of `--bulk` (default 500), `--concurrency` calls
+    /// at once, and time it until every action of it is seen `COMPLETED`.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub feed: Option<u64>,
 }
 
 /// A distinct address for every `n`: `10.x.y.z` for the first 2^24, then
@@ -284,6 +294,14 @@ pub async fn run(args: InvokeArgs) -> Result<(), Error> {
         }
     }
 
+    if let Some(total) = args.feed {
+        let size = args.bulk.unwrap_or(500);
+        let report = feed(&client, &target, &arrivals, total, size, &args.load).await;
+        listener.abort();
+        report?.print(args.target.json);
+        return Ok(());
+    }
+
     let invokes = Arc::new(Invokes::new(args.bulk));
     let result = load::run(&client, &target, invokes.clone(), &args.load).await;
     result.explain_errors();
@@ -305,13 +323,26 @@ pub async fn run(args: InvokeArgs) -> Result<(), Error> {
     let arrived = arrivals.lock().expect("not poisoned");
     let mut latencies = Vec::with_capacity(sent.len());
     let mut missing = 0u64;
+    let mut last_arrival = None;
     for (id, at) in &sent {
         match arrived.get(id) {
-            Some(done) => latencies.push(done.saturating_duration_since(*at)),
+            Some(done) => {
+                latencies.push(done.saturating_duration_since(*at));
+                last_arrival = last_arrival.max(Some(*done));
+            }
             None => missing += 1,
         }
     }
+    // Stored and completed a second: the timed window's actions that
+    // completed, over the span from the first one's send to the last
+    // completion (which includes draining the queue the window built up).
+    let first_sent = sent.iter().map(|(_, at)| *at).min();
+    let span = match (first_sent, last_arrival) {
+        (Some(first), Some(last)) => last.saturating_duration_since(first),
+        _ => Duration::ZERO,
+    };
     let completion = Latencies::new(latencies);
+    let completed_per_second = completion.len() as f64 / span.as_secs_f64().max(f64::EPSILON);
     Report::new()
         .section(invokes.section(), invokes.fields(&result))
         .section(
@@ -334,10 +365,101 @@ pub async fn run(args: InvokeArgs) -> Result<(), Error> {
                 ),
                 field("completion_max_ms", "max ms", Figure::ms(completion.max())),
                 field("completion_missing", "missing", Figure::Count(missing)),
+                field(
+                    "completed_per_second",
+                    "stored and completed /s",
+                    Figure::Decimal(completed_per_second),
+                ),
             ],
         )
         .print(args.target.json);
     Ok(())
+}
+
+/// Invokes one feed of `total` `blockIp` actions in calls of `size`,
+/// `concurrency` calls at once, and waits until each is seen `COMPLETED`.
+async fn feed(
+    client: &reqwest::Client,
+    target: &Target,
+    arrivals: &Arrivals,
+    total: u64,
+    size: u64,
+    load: &LoadArgs,
+) -> Result<Report, Error> {
+    let calls = total.div_ceil(size);
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..load.concurrency.max(1) {
+        let (client, target, next) = (client.clone(), target.clone(), next.clone());
+        tasks.spawn(async move {
+            let mut ids = Vec::new();
+            loop {
+                let call = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if call >= calls {
+                    return Ok::<_, String>(ids);
+                }
+                let first = call * size;
+                let body = invoke_many_body(FEED_FIRST + first, size.min(total - first));
+                let answer = load::post(&client, &target, body).await?;
+                ids.extend(invoked_ids(&answer));
+            }
+        });
+    }
+    let mut ids = Vec::with_capacity(total as usize);
+    while let Some(done) = tasks.join_next().await {
+        ids.extend(done.map_err(|e| format!("a feed task failed: {e}"))??);
+    }
+    let stored = start.elapsed();
+    await_arrivals(arrivals, &ids, FEED_WAIT).await;
+    let arrived = arrivals.lock().expect("not poisoned");
+    let done: Vec<Instant> = ids
+        .iter()
+        .filter_map(|id| arrived.get(id).copied())
+        .collect();
+    let completed = done
+        .iter()
+        .max()
+        .map_or(Duration::ZERO, |last| last.saturating_duration_since(start));
+    let per_second = |count: usize, took: Duration| {
+        Figure::Decimal(count as f64 / took.as_secs_f64().max(f64::EPSILON))
+    };
+    Ok(Report::new().section(
+        "feed (invokeActions, then every action COMPLETED)",
+        vec![
+            field("feed_actions", "stored", Figure::Count(ids.len() as u64)),
+            field(
+                "feed_stored_s",
+                "all stored s",
+                Figure::Decimal(stored.as_secs_f64()),
+            ),
+            field(
+                "feed_stored_per_second",
+                "stored /s",
+                per_second(ids.len(), stored),
+            ),
+            field(
+                "feed_completed",
+                "completed",
+                Figure::Count(done.len() as u64),
+            ),
+            field(
+                "feed_completed_s",
+                "all completed s",
+                Figure::Decimal(completed.as_secs_f64()),
+            ),
+            field(
+                "feed_completed_per_second",
+                "stored and completed /s",
+                per_second(done.len(), completed),
+            ),
+            field(
+                "feed_missing",
+                "missing",
+                Figure::Count((ids.len() - done.len()) as u64),
+            ),
+        ],
+    ))
 }
 
 #[cfg(test)]
