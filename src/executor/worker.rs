@@ -328,12 +328,16 @@ async fn record(
             }
         }
     }
-    after.extend(store.close_attempts(&closings).await?);
+    if !closings.is_empty() {
+        after.extend(store.close_attempts(&closings).await?);
+    }
     for (wait, leases) in throttled {
         metrics::provider_throttled(&batch[0].action.vendor.provider, leases.len());
         after.extend(store.put_back(&leases, Some(work), wait).await?);
     }
-    after.extend(store.record_retries(&retries, work).await?);
+    if !retries.is_empty() {
+        after.extend(store.record_retries(&retries, work).await?);
+    }
     for outcome in after {
         match outcome {
             AfterWork::Recorded => {}

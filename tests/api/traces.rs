@@ -263,7 +263,7 @@ async fn a_traced_request_reaches_the_collector_and_the_provider_in_one_trace(ba
             "invoke_many",
             "attempt",
             "execute hook",
-            "record_applied",
+            "close_attempts",
         ]
         .iter()
         .all(|name| names.iter().any(|n| n == name));
@@ -310,7 +310,7 @@ async fn a_traced_request_reaches_the_collector_and_the_provider_in_one_trace(ba
     assert_eq!(call.attribute("provider"), "hook");
     assert_eq!(call.attribute("work"), "execute");
     assert_eq!(call.attribute("http.response.status_code"), "200");
-    assert_eq!(find("record_applied").attribute("db.system"), system);
+    assert_eq!(find("close_attempts").attribute("db.system"), system);
 
     // The webhook got the provider call's span as its parent.
     let received = webhook
