@@ -15,6 +15,7 @@ mod m20261202_000001_index_parameter_values;
 mod m20261203_000001_action_counters;
 mod m20261210_000001_create_gateway_secrets;
 mod m20261215_000001_action_trace_context;
+mod m20261216_000001_create_provider_budget;
 
 /// The counters table and what reads and repairs it.
 pub mod counters {
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_action_counters::Migration),
             Box::new(m20261210_000001_create_gateway_secrets::Migration),
             Box::new(m20261215_000001_action_trace_context::Migration),
+            Box::new(m20261216_000001_create_provider_budget::Migration),
         ]
     }
 }

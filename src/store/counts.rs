@@ -144,6 +144,35 @@ impl Store {
         Some(query)
     }
 
+    /// How many actions on `provider`, of every tenant, are in effect or
+    /// being applied (`Running` or `Completed`): what a provider that holds
+    /// one effect per action counts against its capacity. Read from the
+    /// all-time counters, so it costs the same at any number of actions.
+    #[instrument(level = "debug", skip(self))]
+    pub(crate) async fn count_live_on_provider(&self, provider: &str) -> Result<u64, AppError> {
+        use counter::Column as C;
+        let query = Query::select()
+            .expr_as(Expr::col(C::N).sum().cast_as("BIGINT").if_null(0), "n")
+            .from(counter::Entity)
+            .cond_where(
+                Condition::all()
+                    .add(Expr::col(C::Span).eq(SPAN_ALL))
+                    .add(Expr::col(C::Provider).eq(provider))
+                    .add(in_list(
+                        C::Status,
+                        [ActionStatus::Running, ActionStatus::Completed].map(|s| s.as_str()),
+                    )),
+            )
+            .to_owned();
+        let statement = self.backend().build(&query);
+        let row = self.connection().query_one_raw(statement).await?;
+        let n: i64 = match row {
+            Some(row) => row.try_get("", "n")?,
+            None => 0,
+        };
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// Every counter key whose counters disagree with the actions they count,
     /// compared in one snapshot: empty when the counters are exact.
     pub async fn counter_drift(&self) -> Result<Vec<CounterDrift>, AppError> {

@@ -11,7 +11,8 @@
 //! `work` is the executor's queue, `closing` records how a batch of its
 //! attempts ended, `transition` the one way statuses change,
 //! `events` numbers and reads the state history as events, and `notify` carries
-//! PostgreSQL `LISTEN`/`NOTIFY` between replicas.
+//! PostgreSQL `LISTEN`/`NOTIFY` between replicas, and `budget` the call budget
+//! that rate-limited providers share across replicas.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +27,7 @@ use tracing::info;
 
 use crate::error::AppError;
 
+mod budget;
 mod cancel;
 mod closing;
 mod connect;
@@ -42,6 +44,7 @@ mod sql;
 mod transition;
 mod work;
 
+pub(crate) use budget::{BudgetLimits, CallKind};
 pub(crate) use cancel::CancelOutcome;
 pub(crate) use closing::Closing;
 pub use counts::CounterDrift;

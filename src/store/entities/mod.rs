@@ -5,5 +5,7 @@
 pub mod action;
 pub mod counter;
 pub mod parameter;
+pub mod provider_budget;
+pub mod provider_call;
 pub mod secret;
 pub mod state;
