@@ -144,7 +144,7 @@ impl App {
         let auth = Arc::new(Authenticator::new(keys, rules));
 
         let providers =
-            Providers::from_config(&config.providers, config.executor.provider_timeout)?;
+            Providers::from_config(&config.providers, config.executor.provider_timeout, &store)?;
         let margin = Duration::from_secs(1);
         if config.executor.lease < providers.longest_timeout() + margin {
             return Err(format!(

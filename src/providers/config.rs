@@ -18,9 +18,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::defender;
 use crate::domain::catalog::{CATALOG, find_action};
 use crate::domain::providers::{ProviderDirectory, ProviderEntry};
 use crate::domain::time::parse_duration;
+use crate::store::BudgetLimits;
 
 /// A secret from the configuration; never printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -75,6 +77,11 @@ pub(crate) struct DefenderSettings {
     pub scope: String,
     pub severity: String,
     pub timeout: Option<Duration>,
+    /// The call budget, shared by the replicas (defaults: Defender's
+    /// documented limits).
+    pub budget: BudgetLimits,
+    /// Most indicators the Defender tenant holds at once.
+    pub max_active_indicators: u64,
 }
 
 #[derive(Deserialize)]
@@ -111,6 +118,12 @@ struct RawProvider {
     client_secret_env: Option<String>,
     scope: Option<String>,
     severity: Option<String>,
+    calls_per_minute: Option<u32>,
+    calls_per_hour: Option<u32>,
+    imports_per_minute: Option<u32>,
+    budget_minute: Option<String>,
+    budget_hour: Option<String>,
+    max_active_indicators: Option<u64>,
 }
 
 /// The blocklist provider's directory under the data directory, unless set.
@@ -229,6 +242,8 @@ fn parse_provider(raw: RawProvider, data_dir: &Path) -> Result<ProviderConfig, K
                     ("client_id", raw.client_id.is_some()),
                     ("api_base", raw.api_base.is_some()),
                     ("timeout", raw.timeout.is_some()),
+                    ("calls_per_minute", raw.calls_per_minute.is_some()),
+                    ("max_active_indicators", raw.max_active_indicators.is_some()),
                 ],
             )?;
             let directory = raw
@@ -243,6 +258,8 @@ fn parse_provider(raw: RawProvider, data_dir: &Path) -> Result<ProviderConfig, K
                     ("directory", raw.directory.is_some()),
                     ("client_id", raw.client_id.is_some()),
                     ("api_base", raw.api_base.is_some()),
+                    ("calls_per_minute", raw.calls_per_minute.is_some()),
+                    ("max_active_indicators", raw.max_active_indicators.is_some()),
                 ],
             )?;
             let url = raw.url.ok_or(("url", "'url' is required".into()))?;
@@ -266,6 +283,7 @@ fn parse_provider(raw: RawProvider, data_dir: &Path) -> Result<ProviderConfig, K
                     ("secret", raw.secret.is_some() || raw.secret_env.is_some()),
                 ],
             )?;
+            let budget = defender_budget(&raw)?;
             let api_base = raw.api_base.unwrap_or_else(|| DEFENDER_API.to_owned());
             check_http_url(&api_base).map_err(|e| ("api_base", e))?;
             let token_url = match (raw.token_url, raw.azure_tenant_id) {
@@ -295,6 +313,12 @@ fn parse_provider(raw: RawProvider, data_dir: &Path) -> Result<ProviderConfig, K
                 scope: raw.scope.unwrap_or_else(|| DEFENDER_SCOPE.to_owned()),
                 severity: raw.severity.unwrap_or_else(|| "High".to_owned()),
                 timeout,
+                budget,
+                max_active_indicators: at_least_one(
+                    "max_active_indicators",
+                    raw.max_active_indicators
+                        .unwrap_or(defender::MAX_ACTIVE_INDICATORS),
+                )?,
             };
             (ProviderSpec::Defender(settings), "Microsoft")
         }
@@ -316,6 +340,45 @@ fn parse_provider(raw: RawProvider, data_dir: &Path) -> Result<ProviderConfig, K
         },
         spec,
     })
+}
+
+/// The Defender budget: the documented limits unless the file sets others.
+fn defender_budget(raw: &RawProvider) -> Result<BudgetLimits, KeyError> {
+    let documented = defender::DOCUMENTED_BUDGET;
+    let window = |key: &'static str, value: &Option<String>, default: Duration| match value
+        .as_deref()
+        .map(parse_duration)
+        .transpose()
+    {
+        Ok(Some(window)) if window.is_zero() => Err((key, "must be longer than 0s".into())),
+        Ok(window) => Ok(window.unwrap_or(default)),
+        Err(e) => Err((key, e)),
+    };
+    Ok(BudgetLimits {
+        calls_per_minute: at_least_one(
+            "calls_per_minute",
+            raw.calls_per_minute.unwrap_or(documented.calls_per_minute),
+        )?,
+        calls_per_hour: at_least_one(
+            "calls_per_hour",
+            raw.calls_per_hour.unwrap_or(documented.calls_per_hour),
+        )?,
+        batch_calls_per_minute: at_least_one(
+            "imports_per_minute",
+            raw.imports_per_minute
+                .unwrap_or(documented.batch_calls_per_minute),
+        )?,
+        minute: window("budget_minute", &raw.budget_minute, documented.minute)?,
+        hour: window("budget_hour", &raw.budget_hour, documented.hour)?,
+    })
+}
+
+fn at_least_one<N: PartialOrd + From<u8>>(key: &'static str, n: N) -> Result<N, KeyError> {
+    if n >= N::from(1) {
+        Ok(n)
+    } else {
+        Err((key, "must be at least 1".into()))
+    }
 }
 
 fn check_http_url(url: &str) -> Result<(), String> {

@@ -15,6 +15,7 @@ use futures_util::future::{BoxFuture, join_all};
 use crate::domain::action::{Action, ErrorInfo, Parameter};
 use crate::domain::catalog::ActionDefinition;
 use crate::domain::indicator::Indicator;
+use crate::store::Store;
 
 pub(crate) mod blocklist;
 pub(crate) mod config;
@@ -201,10 +202,11 @@ pub(crate) struct Providers {
 
 impl Providers {
     /// Builds the providers of the configuration; `default_timeout` applies
-    /// where a provider sets none.
+    /// where a provider sets none; `store` keeps what providers share across replicas (Defender's budget).
     pub(crate) fn from_config(
         file: &ProvidersFile,
         default_timeout: Duration,
+        store: &Store,
     ) -> Result<Providers, String> {
         let client = reqwest::Client::builder()
             .user_agent(concat!("actiongate/", env!("CARGO_PKG_VERSION")))
@@ -231,7 +233,12 @@ impl Providers {
                     *timeout,
                 ),
                 ProviderSpec::Defender(settings) => (
-                    Arc::new(defender::Defender::new(client.clone(), settings.clone())),
+                    Arc::new(defender::Defender::new(
+                        name.clone(),
+                        client.clone(),
+                        settings.clone(),
+                        store.clone(),
+                    )),
                     settings.timeout,
                 ),
             };

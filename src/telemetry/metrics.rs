@@ -104,6 +104,14 @@ fn describe() {
         metrics::Unit::Seconds,
         "Provider call latency by provider and work."
     );
+    describe_gauge!(
+        "actiongate_provider_budget_calls_left",
+        "Calls left in a rate-limited provider's shared budget (Defender), by provider and window (minute, hour), as this process last took from it."
+    );
+    describe_counter!(
+        "actiongate_provider_budget_waits_total",
+        "Calls to a rate-limited provider (Defender) held back to wait, by provider and cause (budget: the shared budget was spent, no call made; 429: the provider answered 429)."
+    );
     describe_counter!(
         "actiongate_executor_claims_total",
         "Due actions claimed by this process's executor."
@@ -310,6 +318,24 @@ pub(crate) fn provider_call_item(provider: &str, work: &'static str, outcome: Ca
 pub(crate) fn provider_throttled(provider: &str, count: usize) {
     counter!("actiongate_provider_throttled_total", "provider" => provider.to_owned())
         .increment(count as u64);
+}
+
+/// What is left of `provider`'s call budget after this process took from it.
+pub(crate) fn provider_budget_left(provider: &str, minute: u32, hour: u32) {
+    gauge!("actiongate_provider_budget_calls_left",
+        "provider" => provider.to_owned(), "window" => "minute")
+    .set(f64::from(minute));
+    gauge!("actiongate_provider_budget_calls_left",
+        "provider" => provider.to_owned(), "window" => "hour")
+    .set(f64::from(hour));
+}
+
+/// A call to `provider` held back: its budget was spent (`budget`) or it
+/// answered 429 (`429`).
+pub(crate) fn provider_budget_wait(provider: &str, cause: &'static str) {
+    counter!("actiongate_provider_budget_waits_total",
+        "provider" => provider.to_owned(), "cause" => cause)
+    .increment(1);
 }
 
 /// Due actions claimed, `taken_over` of them from an expired lease.
