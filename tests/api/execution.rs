@@ -9,8 +9,9 @@ use std::time::Duration;
 use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::{Value, json};
 
+use crate::defender_fake::FakeDefender;
 use crate::helpers::{Backend, TestApp, error_code, eventually, statuses, writer};
-use crate::receivers::{FakeDefender, Reply, WebhookReceiver};
+use crate::receivers::{Reply, WebhookReceiver};
 
 /// Each state's previous status is the status before it: the history is one chain.
 fn assert_history_is_a_chain(action: &Value) {
@@ -367,13 +368,9 @@ async fn defender_indicators_are_submitted_and_deleted_with_a_refreshed_token(ba
         .map(|i| i["indicatorValue"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(remaining, ["c".repeat(64)], "the IP's indicator is deleted");
-    let delete = defender
-        .calls()
-        .into_iter()
-        .find(|(method, _, _)| method == "DELETE")
-        .unwrap();
-    assert_eq!(delete.1, "/api/indicators/1");
-    assert_eq!(delete.2, "token-2");
+    let delete = &defender.calls_to("POST", "/api/indicators/BatchDelete")[0];
+    assert_eq!(delete.items, 1);
+    assert_eq!(delete.token, "token-2");
 }
 
 async fn a_defender_indicator_shared_by_two_actions_stays_until_both_are_canceled(

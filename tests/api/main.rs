@@ -10,6 +10,8 @@ mod batches;
 mod bulk;
 mod cancel;
 mod counts;
+mod defender;
+mod defender_fake;
 mod execution;
 mod faults;
 mod first_run;
