@@ -182,6 +182,43 @@ async fn an_indicator_past_the_tenants_cap_fails_at_once_with_a_clear_message(ba
     assert_within(&defender, &limits);
 }
 
+async fn an_indicator_defender_refuses_fails_its_action_alone(backend: Backend) {
+    let defender = FakeDefender::start().await;
+    defender.refuse(&ip(2), "Indicator value is excluded by an allow rule");
+    let app = on_defender(TestApp::builder(backend), &defender.provider_toml())
+        .spawn()
+        .await;
+    let token = writer("tenant-a");
+
+    let ids = block_ips(&app, &token, &[ip(1), ip(2), ip(3)]).await;
+
+    app.wait_for_status(&token, &ids[0], "COMPLETED").await;
+    app.wait_for_status(&token, &ids[2], "COMPLETED").await;
+    let failed = app.wait_for_status(&token, &ids[1], "FAILED").await;
+    assert_eq!(failed["errorInfo"]["code"], 400);
+    let message = failed["errorInfo"]["message"].as_str().unwrap();
+    assert!(message.contains("excluded by an allow rule"), "{message}");
+    assert_eq!(values(&defender), [ip(1), ip(3)]);
+}
+
+async fn a_cancel_whose_indicator_was_removed_by_hand_still_lifts_the_others(backend: Backend) {
+    let defender = FakeDefender::start().await;
+    let app = on_defender(TestApp::builder(backend), &defender.provider_toml())
+        .spawn()
+        .await;
+    let token = writer("tenant-a");
+    let ips: Vec<String> = (0..6).map(ip).collect();
+    let ids = block_ips(&app, &token, &ips).await;
+    wait_for_count(&app, &token, "COMPLETED", 6).await;
+    defender.remove_by_hand(&ip(0));
+
+    cancel_all(&app, &token, &ids[..3]).await;
+
+    wait_for_count(&app, &token, "CANCELED", 3).await;
+    assert_eq!(values(&defender), ips[3..].to_vec());
+    assert_within(&defender, &DefenderLimits::documented());
+}
+
 async fn two_replicas_share_one_budget_and_stay_within_the_limits_together(backend: Backend) {
     // Small limits and short windows, on both sides, so the budget binds.
     let limits = DefenderLimits {
@@ -313,6 +350,8 @@ async fn a_gateway_that_dies_after_an_import_applies_each_action_once_after_rest
 crate::on_both_backends!(
     a_feed_of_2000_indicators_takes_a_few_imports_and_its_cancels_a_few_batch_deletes,
     an_indicator_past_the_tenants_cap_fails_at_once_with_a_clear_message,
+    an_indicator_defender_refuses_fails_its_action_alone,
+    a_cancel_whose_indicator_was_removed_by_hand_still_lifts_the_others,
     two_replicas_share_one_budget_and_stay_within_the_limits_together,
     a_429_is_waited_out_without_burning_attempts,
     a_gateway_that_dies_after_an_import_applies_each_action_once_after_restart,

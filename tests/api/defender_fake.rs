@@ -98,6 +98,8 @@ struct FakeState {
     /// Imports apply their indicators and then never answer (the gateway is
     /// to die meanwhile).
     hang_imports: AtomicBool,
+    /// Values the API refuses, with the reason it gives.
+    refused: Mutex<BTreeMap<String, String>>,
 }
 
 /// A Microsoft Defender for Endpoint indicator API with its token endpoint.
@@ -128,6 +130,7 @@ impl FakeDefender {
             next_id: Mutex::default(),
             calls: Mutex::default(),
             hang_imports: AtomicBool::new(false),
+            refused: Mutex::default(),
         });
         let router = Router::new()
             .route("/oauth2/token", post(issue_token))
@@ -191,6 +194,25 @@ impl FakeDefender {
     /// Whether imports hang after applying their indicators.
     pub fn hang_imports(&self, hang: bool) {
         self.state.hang_imports.store(hang, Ordering::SeqCst);
+    }
+
+    /// From now on the API refuses indicators of `value`, saying `reason`.
+    pub fn refuse(&self, value: &str, reason: &str) {
+        self.state
+            .refused
+            .lock()
+            .unwrap()
+            .insert(value.to_owned(), reason.to_owned());
+    }
+
+    /// Removes the indicator of `value` as someone in Defender's portal
+    /// would: the gateway is not told.
+    pub fn remove_by_hand(&self, value: &str) {
+        self.state
+            .indicators
+            .lock()
+            .unwrap()
+            .retain(|_, i| i["indicatorValue"] != value);
     }
 
     /// Every API call so far.
@@ -323,9 +345,13 @@ impl FakeState {
 
     /// Stores `indicator` (a new one, or an update of the one with the same
     /// value and type): its id, or why not.
-    fn store(&self, mut indicator: Value) -> Result<u64, &'static str> {
+    fn store(&self, mut indicator: Value) -> Result<u64, String> {
         if !valid(&indicator) {
-            return Err("InvalidRequestBody");
+            return Err("InvalidRequestBody".into());
+        }
+        let value = indicator["indicatorValue"].as_str().unwrap_or_default();
+        if let Some(reason) = self.refused.lock().unwrap().get(value) {
+            return Err(reason.clone());
         }
         let mut indicators = self.indicators.lock().unwrap();
         // Submitting the same value and type again updates the indicator.
@@ -337,7 +363,7 @@ impl FakeState {
             })
             .map(|(id, _)| *id);
         if existing.is_none() && indicators.len() >= self.limits.max_active {
-            return Err("The tenant has reached its limit of active indicators");
+            return Err("The tenant has reached its limit of active indicators".into());
         }
         let id = existing.unwrap_or_else(|| {
             let mut next = self.next_id.lock().unwrap();
@@ -434,7 +460,7 @@ async fn submit_indicator(
             .into_response(),
         Err(reason) => {
             state.answered(call, StatusCode::BAD_REQUEST);
-            bad_request(reason)
+            bad_request(&reason)
         }
     }
 }
