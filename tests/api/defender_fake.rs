@@ -270,7 +270,7 @@ impl FakeState {
         path: &str,
         endpoint: Endpoint,
         items: usize,
-    ) -> Result<usize, Response> {
+    ) -> Result<usize, Box<Response>> {
         let token = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
@@ -292,11 +292,13 @@ impl FakeState {
         if !known || expired {
             call.status = 401;
             calls.push((call, endpoint));
-            return Err((
-                StatusCode::UNAUTHORIZED,
-                json!({"error": {"code": "Unauthorized"}}).to_string(),
-            )
-                .into_response());
+            return Err(Box::new(
+                (
+                    StatusCode::UNAUTHORIZED,
+                    json!({"error": {"code": "Unauthorized"}}).to_string(),
+                )
+                    .into_response(),
+            ));
         }
         // The wait until the oldest accepted call of a full window leaves it.
         let limits = &self.limits;
@@ -330,7 +332,7 @@ impl FakeState {
             response
                 .headers_mut()
                 .insert("retry-after", seconds.max(1).to_string().parse().unwrap());
-            return Err(response);
+            return Err(Box::new(response));
         }
         calls.push((call, endpoint));
         Ok(calls.len() - 1)
@@ -448,7 +450,7 @@ async fn submit_indicator(
 ) -> Response {
     let call = match state.admit(&headers, "POST", "/api/indicators", Endpoint::Other, 1) {
         Ok(call) => call,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let Ok(indicator) = serde_json::from_str::<Value>(&body) else {
         state.answered(call, StatusCode::BAD_REQUEST);
@@ -481,7 +483,7 @@ async fn import_indicators(
         items,
     ) {
         Ok(call) => call,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let Some(indicators) = indicators.filter(|i| !i.is_empty() && i.len() <= MAX_BATCH) else {
         state.answered(call, StatusCode::BAD_REQUEST);
@@ -509,7 +511,7 @@ async fn list_indicators(
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Response {
     if let Err(refused) = state.admit(&headers, "GET", "/api/indicators", Endpoint::Other, 0) {
-        return refused;
+        return *refused;
     }
     let wanted = query
         .get("$filter")
@@ -535,7 +537,7 @@ async fn delete_indicator(
     let path = format!("/api/indicators/{id}");
     let call = match state.admit(&headers, "DELETE", &path, Endpoint::Other, 1) {
         Ok(call) => call,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let removed = id
         .parse::<u64>()
@@ -573,7 +575,7 @@ async fn batch_delete(
         items,
     ) {
         Ok(call) => call,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let Some(ids) = ids.filter(|i| !i.is_empty() && i.len() <= MAX_BATCH) else {
         state.answered(call, StatusCode::BAD_REQUEST);
