@@ -182,6 +182,35 @@ async fn an_indicator_past_the_tenants_cap_fails_at_once_with_a_clear_message(ba
     assert_within(&defender, &limits);
 }
 
+async fn the_15001st_active_indicator_of_a_tenant_fails_at_once_under_the_documented_cap(
+    backend: Backend,
+) {
+    // The documented numbers on both sides; the gateway on its defaults.
+    let limits = DefenderLimits::documented();
+    let defender = FakeDefender::with_limits(limits).await;
+    let app = on_defender(
+        TestApp::builder(backend),
+        &defender.provider_toml_with_defaults(),
+    )
+    .spawn()
+    .await;
+    let token = writer("tenant-a");
+    let ips: Vec<String> = (0..15_000).map(ip).collect();
+    block_ips(&app, &token, &ips).await;
+    wait_for_count(&app, &token, "COMPLETED", 15_000).await;
+
+    let past = app.invoke(&token, "blockIp", "ip", "192.0.2.1").await;
+
+    let failed = app.wait_for_status(&token, &past, "FAILED").await;
+    let message = failed["errorInfo"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("at most 15000 active indicators per tenant"),
+        "{message}"
+    );
+    assert_eq!(defender.indicators().len(), 15_000);
+    assert_within(&defender, &limits);
+}
+
 async fn an_indicator_defender_refuses_fails_its_action_alone(backend: Backend) {
     let defender = FakeDefender::start().await;
     defender.refuse(&ip(2), "Indicator value is excluded by an allow rule");
@@ -351,6 +380,7 @@ crate::on_both_backends!(
     a_feed_of_2000_indicators_takes_a_few_imports_and_its_cancels_a_few_batch_deletes,
     an_indicator_past_the_tenants_cap_fails_at_once_with_a_clear_message,
     an_indicator_defender_refuses_fails_its_action_alone,
+    the_15001st_active_indicator_of_a_tenant_fails_at_once_under_the_documented_cap,
     a_cancel_whose_indicator_was_removed_by_hand_still_lifts_the_others,
     two_replicas_share_one_budget_and_stay_within_the_limits_together,
     a_429_is_waited_out_without_burning_attempts,

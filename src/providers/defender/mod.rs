@@ -107,13 +107,17 @@ impl Defender {
     async fn import(&self, jobs: &[Job]) -> Vec<Result<Reference, ProviderError>> {
         // Defender keeps one indicator per value and type: each goes once.
         let mut bodies: Vec<Value> = Vec::new();
-        let mut seen: HashMap<(String, &'static str), ()> = HashMap::new();
+        let mut sent: HashMap<(String, &'static str), usize> = HashMap::new();
+        let mut position = Vec::with_capacity(jobs.len());
         for job in jobs {
             let key = (job.indicator.to_string(), indicator_type(&job.indicator));
-            if seen.insert(key, ()).is_none() {
+            let at = *sent.entry(key).or_insert_with(|| {
                 bodies.push(self.indicator_body(job));
-            }
+                bodies.len() - 1
+            });
+            position.push(at);
         }
+        let sent_count = bodies.len();
         let url = format!("{}/import", self.api.indicators_url());
         let body = json!({ "Indicators": bodies });
         let response = self
@@ -131,16 +135,24 @@ impl Defender {
             Err(error) => return vec![Err(error); jobs.len()],
         };
         let answer: Value = response.json().await.unwrap_or(Value::Null);
-        let mut results: HashMap<String, &Value> = HashMap::new();
-        for item in answer["value"].as_array().into_iter().flatten() {
+        let items: &[Value] = answer["value"].as_array().map_or(&[], Vec::as_slice);
+        let mut by_value: HashMap<String, &Value> = HashMap::new();
+        for item in items {
             if let Some(value) = item["indicator"].as_str() {
-                results.insert(value.to_ascii_lowercase(), item);
+                by_value.insert(value.to_ascii_lowercase(), item);
             }
         }
         jobs.iter()
-            .map(|job| {
+            .zip(position)
+            .map(|(job, at)| {
                 let value = job.indicator.to_string();
-                match results.get(&value.to_ascii_lowercase()) {
+                // By value; by position when Defender wrote the value its own
+                // way but answered one item per indicator sent.
+                let item = by_value
+                    .get(&value.to_ascii_lowercase())
+                    .copied()
+                    .or_else(|| (items.len() == sent_count).then(|| &items[at]));
+                match item {
                     Some(item) => item_result(item),
                     None => Err(ProviderError::transient(
                         CODE_PROVIDER_ERROR,
