@@ -4,7 +4,7 @@
 //! or smaller ones a test chooses, with windows shorter than a minute — with
 //! a 429 and `Retry-After` past them. It records every call.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -92,6 +92,8 @@ struct FakeState {
     /// Tokens that the API refuses as expired.
     expired: Mutex<HashSet<String>>,
     indicators: Mutex<BTreeMap<u64, Value>>,
+    /// The id of each indicator by value and type (Defender keeps one each).
+    ids: Mutex<HashMap<(String, String), u64>>,
     next_id: Mutex<u64>,
     /// Every API call, in order, with the endpoint it counts for.
     calls: Mutex<Vec<(Call, Endpoint)>>,
@@ -127,6 +129,7 @@ impl FakeDefender {
             issued: Mutex::default(),
             expired: Mutex::default(),
             indicators: Mutex::default(),
+            ids: Mutex::default(),
             next_id: Mutex::default(),
             calls: Mutex::default(),
             hang_imports: AtomicBool::new(false),
@@ -155,19 +158,21 @@ impl FakeDefender {
     }
 
     /// The provider configuration for this fake, named `mde`, with the
-    /// budget and cap set to the fake's limits.
+    /// budget and cap set to the fake's limits. A call may take 8 s (within
+    /// the test executor's 10 s lease): an import of 500 on a loaded test
+    /// machine takes longer than the test executor's 2 s.
     pub fn provider_toml(&self) -> String {
         format!(
-            "[[providers]]\nname = \"mde\"\nkind = \"defender\"\napi_base = \"{base}\"\ntoken_url = \"{base}/oauth2/token\"\nclient_id = \"{DEFENDER_CLIENT_ID}\"\nclient_secret = \"{DEFENDER_CLIENT_SECRET}\"\n{keys}",
-            base = self.base,
-            keys = self.state.limits.provider_keys(),
+            "{}{}",
+            self.provider_toml_with_defaults(),
+            self.state.limits.provider_keys()
         )
     }
 
     /// The same without budget keys: the gateway runs on its defaults.
     pub fn provider_toml_with_defaults(&self) -> String {
         format!(
-            "[[providers]]\nname = \"mde\"\nkind = \"defender\"\napi_base = \"{base}\"\ntoken_url = \"{base}/oauth2/token\"\nclient_id = \"{DEFENDER_CLIENT_ID}\"\nclient_secret = \"{DEFENDER_CLIENT_SECRET}\"\n",
+            "[[providers]]\nname = \"mde\"\nkind = \"defender\"\napi_base = \"{base}\"\ntoken_url = \"{base}/oauth2/token\"\nclient_id = \"{DEFENDER_CLIENT_ID}\"\nclient_secret = \"{DEFENDER_CLIENT_SECRET}\"\ntimeout = \"8s\"\n",
             base = self.base,
         )
     }
@@ -208,11 +213,15 @@ impl FakeDefender {
     /// Removes the indicator of `value` as someone in Defender's portal
     /// would: the gateway is not told.
     pub fn remove_by_hand(&self, value: &str) {
-        self.state
-            .indicators
-            .lock()
-            .unwrap()
-            .retain(|_, i| i["indicatorValue"] != value);
+        let mut indicators = self.state.indicators.lock().unwrap();
+        let gone: Vec<u64> = indicators
+            .iter()
+            .filter(|(_, i)| i["indicatorValue"] == value)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            self.state.forget(&mut indicators, id);
+        }
     }
 
     /// Every API call so far.
@@ -338,6 +347,25 @@ impl FakeState {
         Ok(calls.len() - 1)
     }
 
+    /// Removes indicator `id` from `indicators` and the index; whether it was there.
+    fn forget(&self, indicators: &mut BTreeMap<u64, Value>, id: u64) -> bool {
+        let Some(removed) = indicators.remove(&id) else {
+            return false;
+        };
+        let key = (
+            removed["indicatorValue"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            removed["indicatorType"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+        self.ids.lock().unwrap().remove(&key);
+        true
+    }
+
     /// Sets the status of admitted call `index` (refused for its body).
     fn answered(&self, index: usize, status: StatusCode) {
         if let Some((call, _)) = self.calls.lock().unwrap().get_mut(index) {
@@ -356,14 +384,16 @@ impl FakeState {
             return Err(reason.clone());
         }
         let mut indicators = self.indicators.lock().unwrap();
+        let mut ids = self.ids.lock().unwrap();
         // Submitting the same value and type again updates the indicator.
-        let existing = indicators
-            .iter()
-            .find(|(_, i)| {
-                i["indicatorValue"] == indicator["indicatorValue"]
-                    && i["indicatorType"] == indicator["indicatorType"]
-            })
-            .map(|(id, _)| *id);
+        let key = (
+            value.to_owned(),
+            indicator["indicatorType"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+        let existing = ids.get(&key).copied();
         if existing.is_none() && indicators.len() >= self.limits.max_active {
             return Err("The tenant has reached its limit of active indicators".into());
         }
@@ -372,6 +402,7 @@ impl FakeState {
             *next += 1;
             *next
         });
+        ids.insert(key, id);
         indicator["id"] = json!(id.to_string());
         indicators.insert(id, indicator);
         Ok(id)
@@ -539,13 +570,13 @@ async fn delete_indicator(
         Ok(call) => call,
         Err(refused) => return *refused,
     };
-    let removed = id
-        .parse::<u64>()
-        .ok()
-        .and_then(|id| state.indicators.lock().unwrap().remove(&id));
+    let removed = id.parse::<u64>().ok().is_some_and(|id| {
+        let mut indicators = state.indicators.lock().unwrap();
+        state.forget(&mut indicators, id)
+    });
     match removed {
-        Some(_) => StatusCode::NO_CONTENT.into_response(),
-        None => {
+        true => StatusCode::NO_CONTENT.into_response(),
+        false => {
             state.answered(call, StatusCode::NOT_FOUND);
             StatusCode::NOT_FOUND.into_response()
         }
@@ -584,8 +615,11 @@ async fn batch_delete(
     let mut indicators = state.indicators.lock().unwrap();
     let mut missing = false;
     for id in ids {
-        let removed = id.parse::<u64>().ok().and_then(|id| indicators.remove(&id));
-        missing |= removed.is_none();
+        let removed = id
+            .parse::<u64>()
+            .ok()
+            .is_some_and(|id| state.forget(&mut indicators, id));
+        missing |= !removed;
     }
     drop(indicators);
     if missing {
