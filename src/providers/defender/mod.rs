@@ -179,9 +179,12 @@ impl Defender {
         })
     }
 
-    /// Deletes the indicators `ids` in one batch delete, finishing one id at
-    /// a time when the batch says some were already gone.
-    async fn delete_all(&self, ids: &[String]) -> Result<(), ProviderError> {
+    /// Deletes the indicators `ids` in one batch delete; one result per id.
+    /// When the batch says some were already gone it is finished one
+    /// `DELETE` at a time, each id keeping its own result, so a throttle
+    /// midway loses none of the progress made (the ids done are not asked
+    /// again, and a next round goes further).
+    async fn delete_all(&self, ids: &[String]) -> Vec<Result<(), ProviderError>> {
         let url = format!("{}/BatchDelete", self.api.indicators_url());
         let body = json!({ "IndicatorIds": ids });
         let response = self
@@ -189,18 +192,28 @@ impl Defender {
             .send(CallKind::Batch, |token| {
                 self.api.client.post(&url).bearer_auth(token).json(&body)
             })
-            .await?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        if status != StatusCode::NOT_FOUND {
-            return Err(status_error("the Defender API", response).await);
-        }
+            .await;
+        let response = match response {
+            Ok(response) if response.status().is_success() => return vec![Ok(()); ids.len()],
+            Ok(response) if response.status() == StatusCode::NOT_FOUND => response,
+            Ok(response) => {
+                let error = status_error("the Defender API", response).await;
+                return vec![Err(error); ids.len()];
+            }
+            Err(error) => return vec![Err(error); ids.len()],
+        };
+        drop(response);
+        let mut results = Vec::with_capacity(ids.len());
         for id in ids {
-            self.delete(id).await?;
+            match results.last() {
+                Some(Err(error @ ProviderError::Throttled { .. })) => {
+                    let error = error.clone();
+                    results.push(Err(error));
+                }
+                _ => results.push(self.delete(id).await),
+            }
         }
-        Ok(())
+        results
     }
 
     async fn delete(&self, id: &str) -> Result<(), ProviderError> {
@@ -388,13 +401,19 @@ impl Provider for Defender {
             let mut ids: Vec<String> = ids_of.iter().flatten().cloned().collect();
             ids.sort();
             ids.dedup();
+            let mut failed: HashMap<&str, ProviderError> = HashMap::new();
             for chunk in ids.chunks(IMPORT_BATCH) {
-                if let Err(error) = self.delete_all(chunk).await {
-                    for (i, own) in ids_of.iter().enumerate() {
-                        if results[i].is_ok() && own.iter().any(|id| chunk.contains(id)) {
-                            results[i] = Err(error.clone());
-                        }
+                for (id, result) in chunk.iter().zip(self.delete_all(chunk).await) {
+                    if let Err(error) = result {
+                        failed.insert(id, error);
                     }
+                }
+            }
+            for (result, own) in results.iter_mut().zip(&ids_of) {
+                if result.is_ok()
+                    && let Some(error) = own.iter().find_map(|id| failed.get(id.as_str()))
+                {
+                    *result = Err(error.clone());
                 }
             }
             results
