@@ -71,7 +71,7 @@ impl Store {
     /// Takes one call of `kind` from `provider`'s budget, or says how long to
     /// wait for room. One transaction under the provider's row lock, so
     /// replicas never spend the same room twice.
-    #[instrument(level = "debug", skip(self, limits))]
+    #[instrument(level = "debug", skip(self, limits), fields(db.system = self.db_system()))]
     pub(crate) async fn take_budget(
         &self,
         provider: &str,

@@ -148,7 +148,7 @@ impl Store {
     /// being applied (`Running` or `Completed`): what a provider that holds
     /// one effect per action counts against its capacity. Read from the
     /// all-time counters, so it costs the same at any number of actions.
-    #[instrument(level = "debug", skip(self))]
+    #[instrument(level = "debug", skip(self), fields(db.system = self.db_system()))]
     pub(crate) async fn count_live_on_provider(&self, provider: &str) -> Result<u64, AppError> {
         use counter::Column as C;
         let query = Query::select()
