@@ -52,10 +52,6 @@ pub(crate) enum ProviderError {
         message: String,
         subcode: Option<i32>,
     },
-    #[allow(
-        dead_code,
-        reason = "made by providers that pace their calls (the Defender budget)"
-    )]
     /// Not now: the provider (or the budget that paces calls to it) asks to
     /// come back after `retry_after`. A pacing wait, not a failure: the work is
     /// put back due then without counting an attempt or touching `errorInfo`.
@@ -91,10 +87,6 @@ impl ProviderError {
         }
     }
 
-    #[allow(
-        dead_code,
-        reason = "made by providers that pace their calls (the Defender budget)"
-    )]
     pub(crate) fn throttled(message: impl Into<String>, retry_after: Duration) -> ProviderError {
         ProviderError::Throttled {
             message: message.into(),
