@@ -278,7 +278,7 @@ impl App {
             stop.cancel();
         });
         // Events outlive the executor, so its last transitions are numbered
-        // and published before the process ends.
+        // before the process ends (publishing stops then: no socket is left).
         let events_stop = CancellationToken::new();
         let metrics_server = self.metrics.map(|metrics| {
             let stop = self.stop.clone();

@@ -224,6 +224,12 @@ async fn tail(hub: &EventHub, stop: &CancellationToken) {
     let store = &hub.inner.store;
     loop {
         loop {
+            // Once stopping, nobody is left to publish to (sockets close with
+            // the stop; a subscriber resumes from the database by cursor): a
+            // backlog left by a burst must not hold the process up.
+            if stop.is_cancelled() {
+                return;
+            }
             let head = hub.head();
             let events = match store.all_tenants_events_after(head, PAGE).await {
                 Ok(events) => events,
