@@ -27,6 +27,7 @@ use uuid::Uuid;
 
 use super::Store;
 use super::entities::action;
+use super::rows::returned_ids;
 use super::transition::{Transition, WORK_EXECUTE, WORK_REVERT};
 use super::work::{AfterWork, Lease, Work};
 use crate::domain::action::{Actor, ErrorInfo};
@@ -302,22 +303,20 @@ impl Store {
             from = param(shape.from.as_str().into(), &mut values),
             at = param(at.into(), &mut values),
         );
-        let moved: Vec<Uuid> = self
+        let rows = self
             .connection()
             .query_all_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 sql,
                 values,
             ))
-            .await?
-            .iter()
-            .map(|row| row.try_get::<Uuid>("", "action_id"))
-            .collect::<Result<_, _>>()?;
+            .await?;
+        let moved = returned_ids(&rows, "action_id")?;
         if !moved.is_empty() {
             metrics::action_transitions(shape.to.as_str(), moved.len());
             self.states_appended.notify_one();
         }
-        Ok(moved.into_iter().collect())
+        Ok(moved)
     }
 
     /// Puts the work of `leases` back in the queue, due after `wait`, without
@@ -361,16 +360,15 @@ impl Store {
                 sql.push_str(&format!(" AND a.\"work\" = ${}", values.len()));
             }
             sql.push_str(" RETURNING a.\"id\"");
-            self.connection()
+            let rows = self
+                .connection()
                 .query_all_raw(Statement::from_sql_and_values(
                     DbBackend::Postgres,
                     sql,
                     values,
                 ))
-                .await?
-                .iter()
-                .map(|row| row.try_get::<Uuid>("", "id"))
-                .collect::<Result<_, _>>()?
+                .await?;
+            returned_ids(&rows, "id")?
         } else {
             let txn = self.begin_write().await?;
             let mut put_back = std::collections::HashSet::new();

@@ -7,13 +7,14 @@ use std::collections::{HashMap, HashSet};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryResult, QueryTrait, Statement,
+    QueryFilter, QueryTrait, Statement,
 };
 use tracing::instrument;
 use uuid::Uuid;
 
 use super::Store;
 use super::entities::{action, parameter, state};
+use super::rows::returned_ids;
 use super::sql::{join, only_for_inserted};
 use super::transition::{WORK_EXECUTE, state_row};
 use crate::domain::action::{Action, Actor, NewAction};
@@ -175,7 +176,7 @@ impl Store {
         if self.backend() == DbBackend::Postgres {
             let statement = one_statement(&actions, &parameters, &first_states);
             if statement.values.as_ref().map_or(0, |v| v.0.len()) <= MAX_VALUES_PER_STATEMENT * 2 {
-                let ids = read_ids(self.connection().query_all_raw(statement).await?)?;
+                let ids = returned_ids(&self.connection().query_all_raw(statement).await?, "id")?;
                 if !ids.is_empty() {
                     self.states_appended.notify_one();
                 }
@@ -201,7 +202,7 @@ impl Store {
                 .on_conflict(idempotency_conflict())
                 .build(backend);
             statement.sql.push_str(" RETURNING id");
-            inserted.extend(read_ids(txn.query_all_raw(statement).await?)?);
+            inserted.extend(returned_ids(&txn.query_all_raw(statement).await?, "id")?);
         }
         if inserted.is_empty() {
             txn.rollback().await?;
@@ -304,12 +305,6 @@ fn one_statement(
         only_for_inserted(&first_states, "inserted", "action_id"),
     );
     Statement::from_sql_and_values(backend, sql, values)
-}
-
-fn read_ids(rows: Vec<QueryResult>) -> Result<HashSet<Uuid>, AppError> {
-    rows.iter()
-        .map(|row| row.try_get::<Uuid>("", "id").map_err(AppError::from))
-        .collect()
 }
 
 /// The action row of a new action, `NotStarted` and due at once.

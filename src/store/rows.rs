@@ -1,11 +1,23 @@
 //! Conversions from rows to domain types.
 
+use std::collections::HashSet;
+
+use sea_orm::QueryResult;
+use uuid::Uuid;
+
 use crate::domain::action::{Action, ErrorInfo, Parameter, StateChange, VendorInformation};
 use crate::domain::status::ActionStatus;
 use crate::domain::time::from_micros;
 use crate::error::AppError;
 
 use super::entities::{action, parameter, state};
+
+/// The ids in `column` of rows a statement returned (`RETURNING`).
+pub(super) fn returned_ids(rows: &[QueryResult], column: &str) -> Result<HashSet<Uuid>, AppError> {
+    rows.iter()
+        .map(|row| row.try_get::<Uuid>("", column).map_err(AppError::from))
+        .collect()
+}
 
 /// A status column that holds no known status: the database was written by
 /// something else. Reported as an internal error, never guessed.
