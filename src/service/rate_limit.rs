@@ -77,6 +77,15 @@ struct Bucket {
     at: Instant,
 }
 
+impl Bucket {
+    /// The tokens there would be at `now`: refilled at the rate since the
+    /// last look, at most the burst.
+    fn tokens_at(&self, rate: Rate, now: Instant) -> f64 {
+        let refilled = now.duration_since(self.at).as_secs_f64() * rate.per_second;
+        (self.tokens + refilled).min(rate.burst)
+    }
+}
+
 /// The buckets of every tenant and app seen.
 pub(crate) struct RateLimiter {
     limits: RateLimits,
@@ -106,18 +115,10 @@ impl RateLimiter {
         if buckets.len() >= MAX_BUCKETS {
             buckets.retain(|(kind, _, _), b| {
                 let rate = self.rate(*kind);
-                b.tokens + now.duration_since(b.at).as_secs_f64() * rate.per_second < rate.burst
+                b.tokens_at(rate, now) < rate.burst
             });
         }
-        let bucket = buckets
-            .entry((kind, tenant.to_owned(), app.to_owned()))
-            .or_insert(Bucket {
-                tokens: rate.burst,
-                at: now,
-            });
-        let refilled = now.duration_since(bucket.at).as_secs_f64() * rate.per_second;
-        bucket.tokens = (bucket.tokens + refilled).min(rate.burst);
-        bucket.at = now;
+        let bucket = refilled(&mut buckets, (kind, tenant, app), rate, now);
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
             Ok(())
@@ -140,15 +141,7 @@ impl RateLimiter {
         }
         let now = Instant::now();
         let mut buckets = self.buckets.lock().expect("rate limit buckets");
-        let bucket = buckets
-            .entry((kind, tenant.to_owned(), app.to_owned()))
-            .or_insert(Bucket {
-                tokens: rate.burst,
-                at: now,
-            });
-        let refilled = now.duration_since(bucket.at).as_secs_f64() * rate.per_second;
-        bucket.tokens = (bucket.tokens + refilled).min(rate.burst) - items as f64;
-        bucket.at = now;
+        refilled(&mut buckets, (kind, tenant, app), rate, now).tokens -= items as f64;
     }
 
     fn rate(&self, kind: Kind) -> Rate {
@@ -165,6 +158,24 @@ pub(crate) fn limited_message(wait: Duration, what: &str) -> String {
         "too many {what} for this tenant and app; try again in {} s",
         wait.as_secs_f64().ceil().max(1.0)
     )
+}
+
+/// The bucket of `key`, full when new, refilled up to `now`.
+fn refilled<'a>(
+    buckets: &'a mut HashMap<(Kind, String, String), Bucket>,
+    (kind, tenant, app): (Kind, &str, &str),
+    rate: Rate,
+    now: Instant,
+) -> &'a mut Bucket {
+    let bucket = buckets
+        .entry((kind, tenant.to_owned(), app.to_owned()))
+        .or_insert(Bucket {
+            tokens: rate.burst,
+            at: now,
+        });
+    bucket.tokens = bucket.tokens_at(rate, now);
+    bucket.at = now;
+    bucket
 }
 
 #[cfg(test)]
