@@ -539,6 +539,15 @@ where
     }
 }
 
+/// Waits until the fan-out has published every event numbered so far.
+pub async fn published(app: &TestApp) {
+    eventually("every event to be published", || async {
+        let numbered = app.store.event_head().await.unwrap();
+        app.events.head() >= numbered && app.store.number_events().await.unwrap().is_none()
+    })
+    .await;
+}
+
 /// How many actions the tenant of `token` sees.
 pub async fn total_count(app: &TestApp, token: &str) -> i64 {
     let body = app

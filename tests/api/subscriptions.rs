@@ -11,7 +11,9 @@ use futures_util::StreamExt;
 use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TEST_SECRET, TestApp, eventually, reader, token_with, writer};
+use crate::helpers::{
+    Backend, TEST_SECRET, TestApp, eventually, published, reader, token_with, writer,
+};
 use crate::ws_client::{
     LEGACY, Next, TRANSPORT, WATCH, WsClient, event_ids, event_statuses, watch,
 };
@@ -243,15 +245,6 @@ async fn event_cursors_tell_a_tenant_nothing_of_other_tenants(backend: Backend) 
     let replayed = again.events("r", 3).await;
     assert_eq!(event_ids(&replayed), [second.as_str(); 3]);
     assert_eq!(replayed, second_events);
-}
-
-/// Waits until the fan-out has published every event numbered so far.
-async fn published(app: &TestApp) {
-    eventually("every event to be published", || async {
-        let numbered = app.store.event_head().await.unwrap();
-        app.events.head() >= numbered && app.store.number_events().await.unwrap().is_none()
-    })
-    .await;
 }
 
 fn expiring_token(tenant: &str, ttl: Duration) -> String {
