@@ -8,14 +8,17 @@
 //! log rather than a token bucket or fixed windows, because Defender counts
 //! calls "per minute" without saying where a minute starts: a log never lets
 //! more than the limit fall inside ANY window of that length, so the gateway
-//! stays within the limit however the API counts. Each call is held a little
-//! longer than its window (see [`held`]): a call logged here reaches the API
-//! a moment later, and two calls one window apart in the log must not arrive
-//! less than a window apart.
+//! stays within the limit however the API counts. A call reaches the API a
+//! moment after it is logged, and two calls one window apart in the log must
+//! not arrive less than a window apart: once the API has answered, the call
+//! is logged again at the time of the answer ([`Store::budget_call_answered`]),
+//! which is never before the API counted it, however long it took to get
+//! there on a loaded machine; and each call is held a little longer than its
+//! window (see [`held`]) for what the clocks of replicas disagree.
 
 use std::time::Duration;
 
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use tracing::instrument;
 
@@ -61,6 +64,9 @@ pub(crate) enum CallKind {
 pub(crate) struct Taken {
     /// `None`: the call may go (it is logged). `Some(wait)`: not before `wait`.
     pub wait: Option<Duration>,
+    /// The logged call, when it may go: pass it to
+    /// [`Store::budget_call_answered`] once the API answered.
+    pub call: Option<i64>,
     /// Calls left in the short window after this answer.
     pub left_minute: u32,
     /// Calls left in the long window after this answer.
@@ -108,19 +114,41 @@ impl Store {
             .into_tuple()
             .all(&txn)
             .await?;
-        let taken = decide(&calls, now, kind, limits);
+        let mut taken = decide(&calls, now, kind, limits);
         if taken.wait.is_none() {
-            provider_call::Entity::insert(provider_call::ActiveModel {
+            let logged = provider_call::Entity::insert(provider_call::ActiveModel {
                 provider: Set(provider.to_owned()),
                 at: Set(now),
                 batch: Set(kind == CallKind::Batch),
                 ..Default::default()
             })
-            .exec_without_returning(&txn)
+            .exec(&txn)
             .await?;
+            taken.call = Some(logged.last_insert_id);
         }
         txn.commit().await?;
         Ok(taken)
+    }
+
+    /// Logs `call` (of `provider`'s budget) again at the time the API
+    /// answered it (or the call failed): the API counted it somewhere
+    /// between its taking and now, so from now on it counts for a whole
+    /// window whatever the transit took.
+    #[instrument(level = "debug", skip(self), fields(db.system = self.db_system()))]
+    pub(crate) async fn budget_call_answered(
+        &self,
+        provider: &str,
+        call: i64,
+    ) -> Result<(), AppError> {
+        let now = to_micros(time::now());
+        provider_call::Entity::update_many()
+            .col_expr(provider_call::Column::At, Expr::value(now))
+            .filter(provider_call::Column::Provider.eq(provider))
+            .filter(provider_call::Column::Id.eq(call))
+            .filter(provider_call::Column::At.lt(now))
+            .exec(&self.db)
+            .await?;
+        Ok(())
     }
 }
 
@@ -170,11 +198,13 @@ fn decide(calls: &[(i64, bool)], now: i64, kind: CallKind, limits: &BudgetLimits
     match wait {
         Some(wait) => Taken {
             wait: Some(wait),
+            call: None,
             left_minute,
             left_hour,
         },
         None => Taken {
             wait: None,
+            call: None,
             left_minute: left_minute - 1,
             left_hour: left_hour - 1,
         },

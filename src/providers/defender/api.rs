@@ -129,8 +129,9 @@ impl Api {
         Ok(token.access_token)
     }
 
-    /// Takes one call of `kind` from the budget, or says how long to wait.
-    async fn take(&self, kind: CallKind) -> Result<(), ProviderError> {
+    /// Takes one call of `kind` from the budget (returning the logged call),
+    /// or says how long to wait.
+    async fn take(&self, kind: CallKind) -> Result<i64, ProviderError> {
         let taken = self
             .store
             .take_budget(&self.name, kind, &self.settings.budget)
@@ -144,7 +145,12 @@ impl Api {
             })?;
         metrics::provider_budget_left(&self.name, taken.left_minute, taken.left_hour);
         match taken.wait {
-            None => Ok(()),
+            None => taken.call.ok_or_else(|| {
+                ProviderError::transient(
+                    CODE_PROVIDER_ERROR,
+                    "the Defender call budget did not log the call",
+                )
+            }),
             Some(wait) => {
                 metrics::provider_budget_wait(&self.name, "budget");
                 tracing::debug!(?wait, "the Defender call budget is spent");
@@ -153,6 +159,15 @@ impl Api {
                     wait,
                 ))
             }
+        }
+    }
+
+    /// Logs `call` again at the time of its answer (see `store::budget`).
+    /// Failing that, it stays logged at its taking, held a margin longer
+    /// than its window: the budget is then only as safe as that margin.
+    async fn answered(&self, call: i64) {
+        if let Err(err) = self.store.budget_call_answered(&self.name, call).await {
+            tracing::warn!(error = %err.for_log(), "logging the answer of a Defender call");
         }
     }
 
@@ -170,9 +185,11 @@ impl Api {
             // The token first: fetching it does not spend the budget, and
             // the call then goes as soon as it is taken.
             let token = self.access_token(refresh).await?;
-            self.take(kind).await?;
+            let call = self.take(kind).await?;
             // With the trace context, as every provider call.
-            let response = send("the Defender API", build(&token)).await?;
+            let sent = send("the Defender API", build(&token)).await;
+            self.answered(call).await;
+            let response = sent?;
             match response.status() {
                 StatusCode::UNAUTHORIZED if !refresh => refresh = true,
                 StatusCode::TOO_MANY_REQUESTS => {
