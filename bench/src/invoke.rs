@@ -9,6 +9,13 @@
 //! id, as is each `COMPLETED` event's arrival; completion latency is arrival
 //! minus send. The two are joined only at the end, because an event may well
 //! arrive before the mutation's own answer does.
+//!
+//! What a subscriber sees is bounded by how fast the gateway publishes events
+//! as well as by how fast it completes actions; the timed mode also reads the
+//! tenant's `COMPLETED` count from `actionCounts` after the window, every
+//! 250 ms until it has grown by every action stored, the warm-up's included
+//! (or stopped growing), so the database's completion rate — from the first
+//! send to the last growth — is reported beside the subscriber's.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -31,6 +38,10 @@ pub const INVOKE: &str = r#"mutation($ip: String!) { invokeAction(input: {name: 
 /// The mutation of `--bulk`: a batch of `blockIp`.
 pub const INVOKE_MANY: &str = "mutation($inputs: [InvokeActionInput!]!) { invokeActions(inputs: $inputs) { action { id } error { code message } } }";
 const COMPLETED_EVENTS: &str = "subscription { actionStatusChanged(filter: {status: [COMPLETED]}) { action { id } occurredDateTime } }";
+/// The tenant's `COMPLETED` actions, as the database counts them.
+const COMPLETED_COUNT: &str = "{ actionCounts(filter: {status: [COMPLETED]}) { status count } }";
+/// How often the database's count is read after the window.
+const COUNT_POLL: Duration = Duration::from_millis(250);
 /// How long outstanding actions may take to complete after the load.
 const COMPLETION_WAIT: Duration = Duration::from_secs(30);
 /// How long a feed may take to complete after it was stored.
@@ -139,6 +150,9 @@ struct Invokes {
     sent: Mutex<HashMap<Uuid, Instant>>,
     /// Actions stored by the timed requests.
     stored: std::sync::atomic::AtomicU64,
+    /// Actions stored by every request, the warm-up's too, and the first
+    /// send: what the database's completion count is compared with.
+    all: Mutex<(u64, Option<Instant>)>,
 }
 
 impl Workload for Invokes {
@@ -150,13 +164,18 @@ impl Workload for Invokes {
     }
 
     fn answered(&self, _n: u64, sent: Instant, timed: bool, body: &Value) {
-        if !timed {
-            return;
-        }
         let ids = match self.bulk {
             Some(_) => invoked_ids(body),
             None => invoked_id(body).into_iter().collect(),
         };
+        {
+            let mut all = self.all.lock().expect("not poisoned");
+            all.0 += ids.len() as u64;
+            all.1 = Some(all.1.map_or(sent, |first: Instant| first.min(sent)));
+        }
+        if !timed {
+            return;
+        }
         self.stored
             .fetch_add(ids.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let mut sent_at = self.sent.lock().expect("not poisoned");
@@ -302,9 +321,14 @@ pub async fn run(args: InvokeArgs) -> Result<(), Error> {
         return Ok(());
     }
 
+    let completed_before = completed_in_database(&client, &target).await?;
     let invokes = Arc::new(Invokes::new(args.bulk));
     let result = load::run(&client, &target, invokes.clone(), &args.load).await;
     result.explain_errors();
+
+    let (stored, first_stored) = *invokes.all.lock().expect("not poisoned");
+    let (db_completed, db_last_growth) =
+        await_database_completion(&client, &target, completed_before, stored).await?;
 
     let sent: Vec<(Uuid, Instant)> = invokes
         .sent
@@ -343,6 +367,11 @@ pub async fn run(args: InvokeArgs) -> Result<(), Error> {
     };
     let completion = Latencies::new(latencies);
     let completed_per_second = completion.len() as f64 / span.as_secs_f64().max(f64::EPSILON);
+    let db_span = match (first_stored, db_last_growth) {
+        (Some(first), Some(last)) => last.saturating_duration_since(first),
+        _ => Duration::ZERO,
+    };
+    let db_completed_per_second = db_completed as f64 / db_span.as_secs_f64().max(f64::EPSILON);
     Report::new()
         .section(invokes.section(), invokes.fields(&result))
         .section(
@@ -372,8 +401,79 @@ pub async fn run(args: InvokeArgs) -> Result<(), Error> {
                 ),
             ],
         )
+        .section(
+            "invoke -> COMPLETED (as the database counts it)",
+            vec![
+                field("db_completed", "completed", Figure::Count(db_completed)),
+                field(
+                    "db_completed_s",
+                    "all completed s",
+                    Figure::Decimal(db_span.as_secs_f64()),
+                ),
+                field(
+                    "db_completed_per_second",
+                    "stored and completed /s",
+                    Figure::Decimal(db_completed_per_second),
+                ),
+                field(
+                    "db_missing",
+                    "missing",
+                    Figure::Count(stored.saturating_sub(db_completed)),
+                ),
+            ],
+        )
         .print(args.target.json);
     Ok(())
+}
+
+/// The tenant's `COMPLETED` count from `actionCounts`.
+async fn completed_in_database(client: &reqwest::Client, target: &Target) -> Result<u64, Error> {
+    let body = load::post(
+        client,
+        target,
+        load::graphql_body(COMPLETED_COUNT, &json!({})),
+    )
+    .await
+    .map_err(|e| format!("reading actionCounts: {e}"))?;
+    completed_count(&body)
+        .ok_or_else(|| format!("actionCounts answered without a COMPLETED count: {body}").into())
+}
+
+/// The `COMPLETED` count of an `actionCounts` answer.
+fn completed_count(body: &Value) -> Option<u64> {
+    body["data"]["actionCounts"]
+        .as_array()?
+        .iter()
+        .find(|c| c["status"] == "COMPLETED")?["count"]
+        .as_u64()
+}
+
+/// Reads the `COMPLETED` count every [`COUNT_POLL`] until it has grown by
+/// `expected` over `before`, or has not grown for [`COMPLETION_WAIT`].
+/// Returns how much it grew and when it last did (to the poll's precision).
+async fn await_database_completion(
+    client: &reqwest::Client,
+    target: &Target,
+    before: u64,
+    expected: u64,
+) -> Result<(u64, Option<Instant>), Error> {
+    let mut grown = 0;
+    let mut last_growth = None;
+    let mut since = Instant::now();
+    loop {
+        let now = completed_in_database(client, target)
+            .await?
+            .saturating_sub(before);
+        if now > grown {
+            grown = now;
+            last_growth = Some(Instant::now());
+            since = Instant::now();
+        }
+        if grown >= expected || since.elapsed() >= COMPLETION_WAIT {
+            return Ok((grown, last_growth));
+        }
+        tokio::time::sleep(COUNT_POLL).await;
+    }
 }
 
 /// Invokes one feed of `total` `blockIp` actions in calls of `size`,
@@ -478,6 +578,20 @@ mod tests {
         let seen: std::collections::HashSet<String> =
             (0..100_000u64).map(|n| unique_ip(n * 997)).collect();
         assert_eq!(seen.len(), 100_000);
+    }
+
+    #[test]
+    fn the_completed_count_is_read_from_an_action_counts_answer() {
+        let body = json!({"data": {"actionCounts": [
+            {"status": "NOT_STARTED", "count": 0},
+            {"status": "COMPLETED", "count": 41},
+            {"status": "FAILED", "count": 2},
+        ]}});
+        assert_eq!(completed_count(&body), Some(41));
+        assert_eq!(
+            completed_count(&json!({"errors": [{"message": "no"}]})),
+            None
+        );
     }
 
     #[test]
