@@ -1,7 +1,11 @@
 //! Writing one list file: its changes are queued and written together (a
-//! group commit), under an advisory lock on the directory's `.lock`, by
-//! replacing the list and its owners file atomically (a temporary file,
-//! fsync, rename, then the directory fsynced).
+//! group commit), under an advisory lock on the directory's `.lock`. A write
+//! appends the records of its changes to the owners journal in one write and
+//! fdatasyncs it, then, if the indicators listed changed, replaces the list
+//! atomically (a temporary file, fsync, rename, then the directory fsynced).
+//! The journal is compacted the same way once it has grown well past its
+//! holders. A writer keeps the owners in memory while the journal's stamp
+//! (size, time, inode) says no other process wrote it since.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -14,8 +18,17 @@ use tokio::sync::oneshot;
 use tracing::{debug, warn};
 use uuid::Uuid;
 
-use super::owners::{Owners, owners_path};
+use super::owners::{Effect, Journal, owners_path, push_added, push_removed};
 use crate::domain::time::{self, to_micros};
+
+/// A journal is compacted once it holds more than this many records per
+/// holder, plus [`COMPACT_FLOOR`]: its size stays within a small multiple of
+/// the list's, and a compaction, which costs what the list holds, comes once
+/// per that many records appended.
+const COMPACT_FACTOR: usize = 2;
+/// Records a journal may hold beyond [`COMPACT_FACTOR`] per holder, so that a
+/// short list is not compacted at every write.
+const COMPACT_FLOOR: usize = 4096;
 
 /// One list file and the changes waiting for it.
 pub(super) struct ListFile {
@@ -35,13 +48,13 @@ pub(super) struct ListFile {
     changed: AtomicBool,
 }
 
-/// What a writer knows of a list: the size and time of the owners file as
-/// last read or written, its earliest expiry, and the owners themselves
-/// while the list is being written (`None` once a sweep found it idle; the
-/// next change reads them again).
+/// What a writer knows of a list: the stamp of the owners file as last read
+/// or written, its earliest expiry, and the owners themselves while the list
+/// is being written (`None` once a sweep found it idle; the next change reads
+/// them again).
 struct Cached {
-    owners: Option<Owners>,
-    stamp: Option<(u64, SystemTime)>,
+    journal: Option<Journal>,
+    stamp: Option<Stamp>,
     next_expiry: Option<i64>,
 }
 
@@ -111,7 +124,7 @@ impl ListFile {
         let idle = sweep && waiting.is_empty() && !self.changed.swap(false, Ordering::Relaxed);
         let result = written.map(|mut now| {
             if idle {
-                now.owners = None;
+                now.journal = None;
             }
             *cached = Some(now);
         });
@@ -128,6 +141,13 @@ impl ListFile {
 /// Applies `changes` to the list `name` in `dir`, under the directory's lock,
 /// starting from `cached` when the owners file is still the one it describes.
 /// Returns the owners as written.
+///
+/// The records of what changed are appended to the owners journal and made
+/// durable first; the list is replaced after, and only when its indicators
+/// changed. Owners read from disk may be ahead of the list (a crash, or a
+/// write that failed, between the two): the list is then compared with them
+/// and replaced if it differs, so the retried change, or the next sweep,
+/// brings it back in line.
 fn write_changes(
     dir: &Path,
     name: &str,
@@ -141,8 +161,8 @@ fn write_changes(
         .write(true)
         .open(dir.join(".lock"))?;
     lock.lock()?;
-    let owners_path = owners_path(dir, name);
-    let on_disk = stamp(&owners_path);
+    let journal_path = owners_path(dir, name);
+    let on_disk = stamp(&journal_path);
     let now = to_micros(time::now());
     let current = cached.filter(|c| c.stamp.is_some() && c.stamp == on_disk);
     if changes.is_empty()
@@ -152,75 +172,117 @@ fn write_changes(
         // A sweep, and nothing is due: the files stay as they are.
         return Ok(current.expect("checked above"));
     }
-    let mut owners: Owners = match current.and_then(|c| c.owners) {
-        Some(owners) => owners,
-        None => match fs::read(&owners_path) {
-            Ok(bytes) => Owners::parse(&bytes)?,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => Owners::default(),
-            Err(err) => return Err(err),
-        },
+    let (mut journal, from_disk) = match current.and_then(|c| c.journal) {
+        Some(journal) => (journal, false),
+        None => (Journal::read(&journal_path)?, true),
     };
-    let entries_before = owners.entries.len();
-    let mut holders_changed = !changes.is_empty();
+
+    let mut records = String::new();
+    let mut count = 0;
+    let mut listed = false;
     for change in changes {
-        match change {
+        let effect = match change {
             Change::Add {
                 indicator,
                 owner,
                 expires_at,
             } => {
-                owners
-                    .entries
-                    .entry(indicator.clone())
-                    .or_default()
-                    .insert(*owner, *expires_at);
+                let effect = journal.owners.add(indicator, *owner, *expires_at);
+                if effect != Effect::None {
+                    push_added(&mut records, indicator, *owner, *expires_at);
+                }
+                effect
             }
             Change::Remove { indicator, owner } => {
-                if let Some(holders) = owners.entries.get_mut(indicator) {
-                    holders.remove(owner);
+                let effect = journal.owners.remove(indicator, *owner);
+                if effect != Effect::None {
+                    push_removed(&mut records, indicator, *owner);
                 }
+                effect
             }
+        };
+        count += usize::from(effect != Effect::None);
+        listed |= effect == Effect::Listed;
+    }
+    listed |= journal.owners.drop_expired(now, |indicator, owner| {
+        push_removed(&mut records, indicator, owner);
+        count += 1;
+    });
+
+    if count > 0 {
+        let holders = journal.owners.holders();
+        if journal.appendable && journal.records + count <= COMPACT_FACTOR * holders + COMPACT_FLOOR
+        {
+            append(&journal_path, records.as_bytes())?;
+            journal.records += count;
+        } else {
+            replace_file(&journal_path, journal.owners.render().as_bytes())?;
+            // Durable before the list that follows from it is replaced.
+            sync_dir(dir)?;
+            journal.records = holders;
+            journal.appendable = true;
         }
     }
-    let mut next_expiry: Option<i64> = None;
-    for holders in owners.entries.values_mut() {
-        let held = holders.len();
-        holders.retain(|_, expires| expires.is_none_or(|at| at > now));
-        holders_changed |= holders.len() != held;
-        for at in holders.values().flatten() {
-            next_expiry = Some(next_expiry.map_or(*at, |next| next.min(*at)));
+    if listed || from_disk {
+        let list_path = dir.join(name);
+        let mut lines =
+            String::with_capacity(journal.owners.indicators().map(|i| i.len() + 1).sum());
+        for indicator in journal.owners.indicators() {
+            lines.push_str(indicator);
+            lines.push('\n');
+        }
+        let stale = listed
+            || match fs::read(&list_path) {
+                Ok(bytes) => bytes != lines.as_bytes(),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => true,
+                Err(err) => return Err(err),
+            };
+        if stale {
+            replace_file(&list_path, lines.as_bytes())?;
+            sync_dir(dir)?;
         }
     }
-    owners.entries.retain(|_, holders| !holders.is_empty());
-    if !holders_changed && owners.entries.len() == entries_before {
-        return Ok(Cached {
-            owners: Some(owners),
-            stamp: on_disk,
-            next_expiry,
-        });
-    }
-    replace_file(&owners_path, owners.render().as_bytes())?;
-    let mut lines = String::with_capacity(owners.entries.keys().map(|k| k.len() + 1).sum());
-    for indicator in owners.entries.keys() {
-        lines.push_str(indicator);
-        lines.push('\n');
-    }
-    replace_file(&dir.join(name), lines.as_bytes())?;
-    File::open(dir)?.sync_all()?;
-    debug!(file = %name, entries = owners.entries.len(), changes = changes.len(), "blocklist written");
+    debug!(
+        file = %name,
+        entries = journal.owners.indicators().count(),
+        changes = changes.len(),
+        records = count,
+        "blocklist written"
+    );
     Ok(Cached {
-        owners: Some(owners),
-        stamp: stamp(&owners_path),
-        next_expiry,
+        next_expiry: journal.owners.next_expiry(),
+        journal: Some(journal),
+        stamp: stamp(&journal_path),
     })
 }
 
-/// The size and modification time of a file, to tell whether another process
-/// rewrote it (each write renames a new file into place, which changes both
-/// or at least the time).
-fn stamp(path: &Path) -> Option<(u64, SystemTime)> {
+/// What tells whether another process wrote a file since: its size (an
+/// append grows it), modification time and, where there is one, inode (a
+/// compaction renames a new file into place).
+type Stamp = (u64, SystemTime, u64);
+
+/// The [`Stamp`] of the file at `path`, if there is one.
+fn stamp(path: &Path) -> Option<Stamp> {
     let meta = fs::metadata(path).ok()?;
-    Some((meta.len(), meta.modified().ok()?))
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some((meta.len(), meta.modified().ok()?, inode))
+}
+
+/// Appends `bytes` (whole records) to the journal at `path` in one write and
+/// makes them durable. The file exists: a journal is created by
+/// [`replace_file`].
+fn append(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = OpenOptions::new().append(true).open(path)?;
+    file.write_all(bytes)?;
+    file.sync_data()
+}
+
+/// Makes the renames in `dir` durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
 }
 
 /// Writes `bytes` to a temporary file beside `path`, fsyncs it and renames it
@@ -241,6 +303,7 @@ fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::owners::Owners;
     use super::*;
 
     #[tokio::test]
@@ -265,7 +328,7 @@ mod tests {
                 .lock()
                 .await
                 .as_ref()
-                .is_some_and(|c| c.owners.is_none()),
+                .is_some_and(|c| c.journal.is_none()),
             "idle since the last sweep"
         );
 
@@ -292,21 +355,17 @@ mod tests {
         // An owners file holding an entry that has expired, written behind
         // the summary's back but with the summary's stamp.
         let mut owners = Owners::default();
-        owners
-            .entries
-            .entry("10.0.0.1".into())
-            .or_default()
-            .insert(Uuid::now_v7(), Some(past));
+        owners.add("10.0.0.1", Uuid::now_v7(), Some(past));
         let owners_path = dir.path().join(".blocked-ip.owners");
         fs::write(&owners_path, owners.render()).unwrap();
         fs::write(dir.path().join("blocked-ip.txt"), "10.0.0.1\n").unwrap();
         let summary = |next_expiry| Cached {
-            owners: None,
+            journal: None,
             stamp: stamp(&owners_path),
             next_expiry,
         };
         let kept = write_changes(dir.path(), "blocked-ip.txt", &[], Some(summary(None))).unwrap();
-        assert!(kept.owners.is_none(), "not read: nothing was due");
+        assert!(kept.journal.is_none(), "not read: nothing was due");
         assert_eq!(lines(dir.path(), "blocked-ip.txt"), ["10.0.0.1"]);
         write_changes(dir.path(), "blocked-ip.txt", &[], Some(summary(Some(past)))).unwrap();
         assert!(
@@ -424,5 +483,345 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().contains("tmp-"))
             .collect();
         assert!(leftovers.is_empty());
+    }
+
+    fn add(indicator: &str, owner: Uuid, expires_at: Option<i64>) -> Change {
+        Change::Add {
+            indicator: indicator.into(),
+            owner,
+            expires_at,
+        }
+    }
+
+    fn remove(indicator: &str, owner: Uuid) -> Change {
+        Change::Remove {
+            indicator: indicator.into(),
+            owner,
+        }
+    }
+
+    fn journal(dir: &Path) -> String {
+        fs::read_to_string(dir.join(".blocked-ip.owners")).unwrap()
+    }
+
+    /// The list's file as it is now: a replacement makes a new one.
+    fn list_inode(dir: &Path) -> u64 {
+        std::os::unix::fs::MetadataExt::ino(&fs::metadata(dir.join("blocked-ip.txt")).unwrap())
+    }
+
+    #[test]
+    fn a_write_appends_the_records_of_its_changes_and_replaces_the_list_only_when_it_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let write = |changes: &[Change], cached| {
+            write_changes(dir.path(), "blocked-ip.txt", changes, cached).unwrap()
+        };
+        let cached = write(&[add("10.0.0.1", a, None), add("10.0.0.2", a, None)], None);
+        let first = journal(dir.path());
+        let listed = list_inode(dir.path());
+
+        let cached = write(&[add("10.0.0.1", b, Some(i64::MAX))], Some(cached));
+        let second = journal(dir.path());
+        assert_eq!(
+            second.strip_prefix(first.as_str()),
+            Some(format!("+\t10.0.0.1\t{b}\t{}\n", i64::MAX).as_str()),
+            "one record appended"
+        );
+        assert_eq!(list_inode(dir.path()), listed, "the list did not change");
+
+        let cached = write(
+            &[remove("10.0.0.1", a), add("10.0.0.2", a, None)],
+            Some(cached),
+        );
+        assert_eq!(
+            journal(dir.path()).strip_prefix(second.as_str()),
+            Some(format!("-\t10.0.0.1\t{a}\n").as_str()),
+            "an add already held is not recorded again"
+        );
+        assert_eq!(list_inode(dir.path()), listed, "b still holds 10.0.0.1");
+
+        write(&[remove("10.0.0.1", b)], Some(cached));
+        assert_ne!(list_inode(dir.path()), listed);
+        assert_eq!(lines(dir.path(), "blocked-ip.txt"), ["10.0.0.2"]);
+    }
+
+    #[test]
+    fn entries_dropped_at_their_expiry_are_recorded_as_removals() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Uuid::now_v7();
+        let past = to_micros(time::now()) - 1;
+        let mut text = "# actiongate blocklist owners v2\n".to_owned();
+        push_added(&mut text, "10.0.0.1", a, Some(past));
+        push_added(&mut text, "10.0.0.2", a, None);
+        fs::write(dir.path().join(".blocked-ip.owners"), &text).unwrap();
+        fs::write(dir.path().join("blocked-ip.txt"), "10.0.0.1\n10.0.0.2\n").unwrap();
+
+        let swept = write_changes(dir.path(), "blocked-ip.txt", &[], None).unwrap();
+        assert_eq!(swept.next_expiry, None);
+        assert_eq!(lines(dir.path(), "blocked-ip.txt"), ["10.0.0.2"]);
+        assert_eq!(
+            journal(dir.path()),
+            format!("{text}-\t10.0.0.1\t{a}\n"),
+            "the lapse appended as a removal"
+        );
+        let read = Journal::read(&dir.path().join(".blocked-ip.owners")).unwrap();
+        assert_eq!(read.owners.indicators().collect::<Vec<_>>(), ["10.0.0.2"]);
+        assert_eq!(read.records, 3);
+    }
+
+    #[test]
+    fn an_owners_file_of_the_earlier_format_is_kept_and_rewritten_as_a_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        fs::write(
+            dir.path().join(".blocked-ip.owners"),
+            format!("# actiongate blocklist owners v1\n10.0.0.1\t{a}\t-\n10.0.0.2\t{a}\t-\n"),
+        )
+        .unwrap();
+        fs::write(dir.path().join("blocked-ip.txt"), "10.0.0.1\n10.0.0.2\n").unwrap();
+        write_changes(
+            dir.path(),
+            "blocked-ip.txt",
+            &[remove("10.0.0.1", a), add("10.0.0.3", b, None)],
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            lines(dir.path(), "blocked-ip.txt"),
+            ["10.0.0.2", "10.0.0.3"]
+        );
+        let text = journal(dir.path());
+        assert!(
+            text.starts_with("# actiongate blocklist owners v2\n"),
+            "{text}"
+        );
+        let read = Journal::read(&dir.path().join(".blocked-ip.owners")).unwrap();
+        assert!(read.appendable);
+        assert_eq!((read.records, read.owners.holders()), (2, 2));
+    }
+
+    #[test]
+    fn a_torn_last_record_is_ignored_and_the_journal_compacted_rather_than_appended_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        write_changes(
+            dir.path(),
+            "blocked-ip.txt",
+            &[add("10.0.0.1", a, None)],
+            None,
+        )
+        .unwrap();
+        // An append a crash cut short: its change was never acknowledged.
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(".blocked-ip.owners"))
+            .unwrap();
+        file.write_all(format!("+\t10.0.0.2\t{a}").as_bytes())
+            .unwrap();
+        drop(file);
+
+        write_changes(
+            dir.path(),
+            "blocked-ip.txt",
+            &[add("10.0.0.3", b, None)],
+            None,
+        )
+        .unwrap();
+        let text = journal(dir.path());
+        assert_eq!(
+            text,
+            format!("# actiongate blocklist owners v2\n+\t10.0.0.1\t{a}\t-\n+\t10.0.0.3\t{b}\t-\n"),
+            "compacted: no torn record left in the middle"
+        );
+        assert_eq!(
+            lines(dir.path(), "blocked-ip.txt"),
+            ["10.0.0.1", "10.0.0.3"]
+        );
+        assert!(
+            Journal::read(&dir.path().join(".blocked-ip.owners"))
+                .unwrap()
+                .appendable
+        );
+    }
+
+    #[test]
+    fn a_journal_far_longer_than_its_holders_is_compacted_and_keeps_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let keep: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+        let mut cached = Some(
+            write_changes(
+                dir.path(),
+                "blocked-ip.txt",
+                &keep
+                    .iter()
+                    .map(|k| add("10.0.0.1", *k, None))
+                    .collect::<Vec<_>>(),
+                None,
+            )
+            .unwrap(),
+        );
+        let churn = Uuid::now_v7();
+        let mut longest = 0;
+        let mut compactions = 0;
+        for round in 0..40 {
+            let batch: Vec<Change> = (0..250)
+                .flat_map(|i| {
+                    let indicator = format!("10.1.{round}.{i}");
+                    [add(&indicator, churn, None), remove(&indicator, churn)]
+                })
+                .collect();
+            let before = fs::metadata(dir.path().join(".blocked-ip.owners"))
+                .unwrap()
+                .len();
+            cached = Some(write_changes(dir.path(), "blocked-ip.txt", &batch, cached).unwrap());
+            let records = cached.as_ref().unwrap().journal.as_ref().unwrap().records;
+            let after = fs::metadata(dir.path().join(".blocked-ip.owners"))
+                .unwrap()
+                .len();
+            compactions += usize::from(after < before);
+            longest = longest.max(records);
+        }
+        assert!(compactions >= 2, "{compactions} compactions");
+        assert!(
+            longest <= COMPACT_FACTOR * 3 + COMPACT_FLOOR + 500,
+            "{longest} records"
+        );
+        let read = Journal::read(&dir.path().join(".blocked-ip.owners")).unwrap();
+        assert_eq!(read.owners.holders(), 3);
+        assert_eq!(read.owners.indicators().collect::<Vec<_>>(), ["10.0.0.1"]);
+        assert_eq!(lines(dir.path(), "blocked-ip.txt"), ["10.0.0.1"]);
+    }
+
+    #[tokio::test]
+    async fn a_change_retried_after_a_crash_between_journal_and_list_brings_the_list_in_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let list = ListFile::new(dir.path().to_owned(), "blocked-ip.txt");
+        list.apply_all(vec![add("10.0.0.1", a, None), add("10.0.0.2", b, None)])
+            .await
+            .unwrap();
+        // The journal records an add and a removal, and the crash came before
+        // the list was replaced: neither action was acknowledged.
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(".blocked-ip.owners"))
+            .unwrap();
+        file.write_all(format!("+\t10.0.0.3\t{a}\t-\n-\t10.0.0.2\t{b}\n").as_bytes())
+            .unwrap();
+        drop(file);
+        assert_eq!(
+            lines(dir.path(), "blocked-ip.txt"),
+            ["10.0.0.1", "10.0.0.2"]
+        );
+
+        // The writer that was running notices the journal changed; so does a
+        // process started afterwards. Either way the retried change, already
+        // in the journal, still brings the list in line.
+        list.apply_all(vec![add("10.0.0.3", a, None)])
+            .await
+            .unwrap();
+        assert_eq!(
+            lines(dir.path(), "blocked-ip.txt"),
+            ["10.0.0.1", "10.0.0.3"]
+        );
+
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(".blocked-ip.owners"))
+            .unwrap();
+        file.write_all(format!("+\t10.0.0.4\t{b}\t-\n").as_bytes())
+            .unwrap();
+        drop(file);
+        let restarted = ListFile::new(dir.path().to_owned(), "blocked-ip.txt");
+        restarted
+            .apply_all(vec![add("10.0.0.4", b, None)])
+            .await
+            .unwrap();
+        assert_eq!(
+            lines(dir.path(), "blocked-ip.txt"),
+            ["10.0.0.1", "10.0.0.3", "10.0.0.4"]
+        );
+    }
+
+    #[tokio::test]
+    async fn two_processes_sharing_a_directory_see_each_others_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = ListFile::new(dir.path().to_owned(), "blocked-ip.txt");
+        let second = ListFile::new(dir.path().to_owned(), "blocked-ip.txt");
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        first
+            .apply_all(vec![add("10.0.0.1", a, None)])
+            .await
+            .unwrap();
+        second
+            .apply_all(vec![add("10.0.0.2", b, None)])
+            .await
+            .unwrap();
+        first
+            .apply_all(vec![add("10.0.0.3", a, None)])
+            .await
+            .unwrap();
+        assert_eq!(
+            lines(dir.path(), "blocked-ip.txt"),
+            ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+        );
+        // b's hold, written by the other process, keeps 10.0.0.2 listed.
+        first
+            .apply_all(vec![add("10.0.0.2", a, None)])
+            .await
+            .unwrap();
+        second.apply_all(vec![remove("10.0.0.2", b)]).await.unwrap();
+        assert_eq!(
+            lines(dir.path(), "blocked-ip.txt"),
+            ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+        );
+        first.apply_all(vec![remove("10.0.0.2", a)]).await.unwrap();
+        second.apply_all(vec![remove("10.0.0.1", a)]).await.unwrap();
+        assert_eq!(lines(dir.path(), "blocked-ip.txt"), ["10.0.0.3"]);
+    }
+
+    #[tokio::test]
+    async fn the_list_always_holds_exactly_the_indicators_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let writers = [
+            ListFile::new(dir.path().to_owned(), "blocked-ip.txt"),
+            ListFile::new(dir.path().to_owned(), "blocked-ip.txt"),
+        ];
+        let owners: Vec<Uuid> = (0..4).map(|_| Uuid::now_v7()).collect();
+        let mut held: std::collections::BTreeSet<(String, Uuid)> = Default::default();
+        // A fixed pseudo-random walk (xorshift) over adds and removals of a
+        // few indicators by a few owners, written by one process or the other.
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..60 {
+            let mut batch = Vec::new();
+            for _ in 0..(1 + next(6)) {
+                let indicator = format!("10.0.0.{}", next(8));
+                let owner = owners[next(4) as usize];
+                if next(2) == 0 {
+                    held.insert((indicator.clone(), owner));
+                    batch.push(add(&indicator, owner, None));
+                } else {
+                    held.remove(&(indicator.clone(), owner));
+                    batch.push(remove(&indicator, owner));
+                }
+            }
+            writers[next(2) as usize].apply_all(batch).await.unwrap();
+            let expected: std::collections::BTreeSet<String> = held
+                .iter()
+                .map(|(indicator, _)| indicator.clone())
+                .collect();
+            assert_eq!(
+                lines(dir.path(), "blocked-ip.txt"),
+                expected.into_iter().collect::<Vec<_>>()
+            );
+        }
+        let read = Journal::read(&dir.path().join(".blocked-ip.owners")).unwrap();
+        assert_eq!(read.owners.holders(), held.len());
     }
 }
