@@ -8,10 +8,14 @@
 //! the same IP leaves it blocked, executing an action twice adds it once, and an
 //! entry whose `expirationDateTime` passed is dropped.
 //!
-//! Files are replaced atomically: written to a temporary file, fsynced, renamed
-//! over the old one, and the directory fsynced. Concurrent changes to one file
-//! are combined into one write; an advisory lock on `.lock` keeps two processes
-//! sharing the directory from interleaving.
+//! The owners file is a journal: a write appends the records of its changes
+//! and fdatasyncs them, so its cost follows the batch, not the list; it is
+//! compacted now and then. A list is replaced atomically, and only when its
+//! indicators changed: written to a temporary file, fsynced, renamed over the
+//! old one, and the directory fsynced. The journal is durable before the list
+//! is replaced, and a change is acknowledged only after both. Concurrent
+//! changes to one file are combined into one write; an advisory lock on
+//! `.lock` keeps two processes sharing the directory from interleaving.
 //!
 //! This module is the provider; `list_file` writes one list, and `owners` is
 //! the owners file's format.
@@ -32,9 +36,9 @@ use owners::owner_files;
 mod list_file;
 mod owners;
 
-/// Jobs one batch may carry: a list is rewritten whole whatever the number of
-/// changes, so the larger the batch the fewer rewrites; 500 is what one bulk
-/// `invokeActions` call stores.
+/// Jobs one batch may carry: a list whose indicators changed is replaced
+/// whole whatever the number of changes, so the larger the batch the fewer
+/// replacements; 500 is what one bulk `invokeActions` call stores.
 const BATCH_LIMIT: usize = 500;
 
 /// The blocklist provider.
@@ -77,7 +81,7 @@ impl Blocklist {
         self.change_all(tenant, file, vec![change]).await
     }
 
-    /// Writes `changes` to one list in one file replacement.
+    /// Writes `changes` to one list in one write.
     async fn change_all(
         &self,
         tenant: &str,
@@ -91,7 +95,7 @@ impl Blocklist {
     }
 
     /// Applies `changes` (one per job, with the tenant and list it goes to)
-    /// with one file replacement per list, the lists written concurrently.
+    /// with one write per list, the lists written concurrently.
     /// Returns one result per change, in order: a list that could not be
     /// written fails the changes that went to it.
     async fn change_batch(
@@ -192,7 +196,7 @@ impl Provider for Blocklist {
         })
     }
 
-    /// A whole feed's worth: one file replacement per list.
+    /// A whole feed's worth: one write per list.
     fn batch_limit(&self) -> usize {
         BATCH_LIMIT
     }
