@@ -244,7 +244,7 @@ fn write_changes(
     }
     debug!(
         file = %name,
-        entries = journal.owners.indicators().count(),
+        entries = journal.owners.listed(),
         changes = changes.len(),
         records = count,
         "blocklist written"
@@ -505,8 +505,8 @@ mod tests {
     }
 
     /// The list's file as it is now: a replacement makes a new one.
-    fn list_inode(dir: &Path) -> u64 {
-        std::os::unix::fs::MetadataExt::ino(&fs::metadata(dir.join("blocked-ip.txt")).unwrap())
+    fn list_stamp(dir: &Path) -> Option<Stamp> {
+        stamp(&dir.join("blocked-ip.txt"))
     }
 
     #[test]
@@ -518,7 +518,7 @@ mod tests {
         };
         let cached = write(&[add("10.0.0.1", a, None), add("10.0.0.2", a, None)], None);
         let first = journal(dir.path());
-        let listed = list_inode(dir.path());
+        let listed = list_stamp(dir.path());
 
         let cached = write(&[add("10.0.0.1", b, Some(i64::MAX))], Some(cached));
         let second = journal(dir.path());
@@ -527,7 +527,7 @@ mod tests {
             Some(format!("+\t10.0.0.1\t{b}\t{}\n", i64::MAX).as_str()),
             "one record appended"
         );
-        assert_eq!(list_inode(dir.path()), listed, "the list did not change");
+        assert_eq!(list_stamp(dir.path()), listed, "the list did not change");
 
         let cached = write(
             &[remove("10.0.0.1", a), add("10.0.0.2", a, None)],
@@ -538,10 +538,10 @@ mod tests {
             Some(format!("-\t10.0.0.1\t{a}\n").as_str()),
             "an add already held is not recorded again"
         );
-        assert_eq!(list_inode(dir.path()), listed, "b still holds 10.0.0.1");
+        assert_eq!(list_stamp(dir.path()), listed, "b still holds 10.0.0.1");
 
         write(&[remove("10.0.0.1", b)], Some(cached));
-        assert_ne!(list_inode(dir.path()), listed);
+        assert_ne!(list_stamp(dir.path()), listed);
         assert_eq!(lines(dir.path(), "blocked-ip.txt"), ["10.0.0.2"]);
     }
 

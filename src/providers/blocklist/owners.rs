@@ -139,6 +139,11 @@ impl Owners {
         self.entries.keys().map(String::as_str)
     }
 
+    /// How many indicators are held.
+    pub(super) fn listed(&self) -> usize {
+        self.entries.len()
+    }
+
     /// How many (indicator, action) holds there are.
     pub(super) fn holders(&self) -> usize {
         self.holders
