@@ -60,9 +60,19 @@ impl Query {
             parameters: listed.parameters || edged.parameters,
             states: listed.states || edged.states,
         };
+        // And the total, when selected: with the page when the counters can
+        // answer the filter (see `SecurityActionConnection::total_count`).
+        let with_total = connection.field("totalCount").exists();
         let mut page = services(ctx)
             .store
-            .list_actions(&caller.tenant_id, &filter, order, &request, wanted)
+            .list_actions(
+                &caller.tenant_id,
+                &filter,
+                order,
+                &request,
+                wanted,
+                with_total,
+            )
             .await?;
         let parts = std::mem::take(&mut page.parts);
         ctx.data_unchecked::<RequestLoaders>().feed(parts).await;

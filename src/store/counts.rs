@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use migrations::counters::{
     COUNTER_DRIFT, DAY_MICROS, FILL_COUNTERS, HOUR_MICROS, SPAN_ALL, SPAN_DAY, SPAN_HOUR,
 };
-use sea_orm::sea_query::{Condition, Expr, ExprTrait, Query, SelectStatement, UnionType};
+use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, Query, SelectStatement, UnionType};
 use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement};
 use tracing::instrument;
 
@@ -51,7 +51,7 @@ impl Store {
         filter: &ActionFilter,
     ) -> Result<Vec<(ActionStatus, u64)>, AppError> {
         let query = match answerable(filter) {
-            Some(window) => self.counted(tenant, filter, window),
+            Some(window) => counted(self.backend(), tenant, filter, window),
             None => Some(rows_by_status(self.backend(), tenant, filter)),
         };
         let mut counts: HashMap<ActionStatus, u64> = HashMap::new();
@@ -68,80 +68,22 @@ impl Store {
             .collect())
     }
 
-    /// How many actions of `tenant` pass `filter`.
+    /// How many actions of `tenant` pass `filter`: from the counters when
+    /// the filter can be answered from them, else by counting the rows.
     #[instrument(level = "debug", skip(self, filter), fields(db.system = self.db_system()))]
     pub(crate) async fn count_actions(
         &self,
         tenant: &str,
         filter: &ActionFilter,
     ) -> Result<u64, AppError> {
-        Ok(self
-            .count_by_status(tenant, filter)
-            .await?
-            .into_iter()
-            .map(|(_, n)| n)
-            .sum())
-    }
-
-    /// The statement that reads the counts of an answerable filter, `None`
-    /// when its window is empty.
-    fn counted(
-        &self,
-        tenant: &str,
-        filter: &ActionFilter,
-        window: Window,
-    ) -> Option<SelectStatement> {
-        let mut parts = Vec::new();
-        if let Some(spans) = window.counters() {
-            use counter::Column as C;
-            let mut keys = Condition::all().add(Expr::col(C::TenantId).eq(tenant));
-            if let Some(statuses) = &filter.statuses {
-                keys = keys.add(in_list(C::Status, statuses.iter().map(|s| s.as_str())));
-            }
-            if let Some(names) = &filter.names {
-                keys = keys.add(in_list(C::Name, names.iter().copied()));
-            }
-            if let Some(providers) = &filter.providers {
-                keys = keys.add(in_list(C::Provider, providers.iter().cloned()));
-            }
-            parts.push(
-                Query::select()
-                    .column(C::Status)
-                    .expr_as(Expr::col(C::N).sum().cast_as("BIGINT"), "n")
-                    .from(counter::Entity)
-                    .cond_where(keys.add(spans))
-                    .group_by_col(C::Status)
-                    .to_owned(),
-            );
-        }
-        if !window.edges.is_empty() {
-            let edges = ActionFilter {
-                statuses: filter.statuses.clone(),
-                names: filter.names.clone(),
-                providers: filter.providers.clone(),
-                or: Some(
-                    window
-                        .edges
-                        .iter()
-                        .map(|&(from, to)| ActionFilter {
-                            times: vec![
-                                created(Comparison::AtOrAfter, from),
-                                created(Comparison::Before, to),
-                            ],
-                            ..ActionFilter::default()
-                        })
-                        .collect(),
-                ),
-                ..ActionFilter::default()
-            };
-            parts.push(rows_by_status(self.backend(), tenant, &edges));
-        }
-        let mut parts = parts.into_iter();
-        let mut query = parts.next()?;
-        for part in parts {
-            query.union(UnionType::All, part);
-        }
-        Some(query)
+        let query = total_from_counters(self.backend(), tenant, filter)
+            .unwrap_or_else(|| rows_total(self.backend(), tenant, filter));
+        let statement = self.backend().build(&query);
+        let n: i64 = match self.connection().query_one_raw(statement).await? {
+            Some(row) => row.try_get("", TOTAL)?,
+            None => 0,
+        };
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// How many actions on `provider`, of every tenant, are in effect or
@@ -217,6 +159,109 @@ impl Store {
         txn.commit().await?;
         Ok(drifted)
     }
+}
+
+/// The name of the one column of a total's statement.
+pub(super) const TOTAL: &str = "total_count";
+
+/// The statement that reads how many actions of `tenant` pass `filter` from
+/// the counters, as one row with one column, [`TOTAL`]; `None` when the
+/// filter needs a real count. The standalone count and the count read in the
+/// same statement as a page (see `Store::list_actions`) are this statement.
+pub(super) fn total_from_counters(
+    backend: DbBackend,
+    tenant: &str,
+    filter: &ActionFilter,
+) -> Option<SelectStatement> {
+    let window = answerable(filter)?;
+    let mut total = Query::select();
+    match counted(backend, tenant, filter, window) {
+        // An aggregate without GROUP BY: one row, even when nothing counts.
+        Some(by_status) => total
+            .expr_as(
+                Expr::col(Alias::new("n"))
+                    .sum()
+                    .if_null(0)
+                    .cast_as("BIGINT"),
+                TOTAL,
+            )
+            .from_subquery(by_status, Alias::new("by_status")),
+        None => total.expr_as(Expr::val(0i64), TOTAL),
+    };
+    Some(total)
+}
+
+/// `SELECT COUNT(*) AS total_count` over the rows: the real count of a filter
+/// the counters cannot answer, bounded by the statement timeout.
+fn rows_total(backend: DbBackend, tenant: &str, filter: &ActionFilter) -> SelectStatement {
+    Query::select()
+        .expr_as(Expr::col(action::Column::Id).count(), TOTAL)
+        .from(action::Entity)
+        .cond_where(tenant_condition(backend, tenant, filter))
+        .to_owned()
+}
+
+/// The statement that reads the counts by status of a filter answerable in
+/// `window`: the sums of its counters and the counts of its edges' rows,
+/// `status` and `n` (a status may come once from each); `None` when the
+/// window is empty.
+fn counted(
+    backend: DbBackend,
+    tenant: &str,
+    filter: &ActionFilter,
+    window: Window,
+) -> Option<SelectStatement> {
+    let mut parts = Vec::new();
+    if let Some(spans) = window.counters() {
+        use counter::Column as C;
+        let mut keys = Condition::all().add(Expr::col(C::TenantId).eq(tenant));
+        if let Some(statuses) = &filter.statuses {
+            keys = keys.add(in_list(C::Status, statuses.iter().map(|s| s.as_str())));
+        }
+        if let Some(names) = &filter.names {
+            keys = keys.add(in_list(C::Name, names.iter().copied()));
+        }
+        if let Some(providers) = &filter.providers {
+            keys = keys.add(in_list(C::Provider, providers.iter().cloned()));
+        }
+        parts.push(
+            Query::select()
+                .column(C::Status)
+                .expr_as(Expr::col(C::N).sum().cast_as("BIGINT"), "n")
+                .from(counter::Entity)
+                .cond_where(keys.add(spans))
+                .group_by_col(C::Status)
+                .to_owned(),
+        );
+    }
+    if !window.edges.is_empty() {
+        let edges = ActionFilter {
+            statuses: filter.statuses.clone(),
+            names: filter.names.clone(),
+            providers: filter.providers.clone(),
+            or: Some(
+                window
+                    .edges
+                    .iter()
+                    .map(|&(from, to)| ActionFilter {
+                        times: vec![
+                            created(Comparison::AtOrAfter, from),
+                            created(Comparison::Before, to),
+                        ],
+                        ..ActionFilter::default()
+                    })
+                    .collect(),
+            ),
+            ..ActionFilter::default()
+        };
+        parts.push(rows_by_status(backend, tenant, &edges));
+    }
+    let mut parts = parts.into_iter();
+    let mut query = parts.next()?;
+    for part in parts {
+        query.union(UnionType::All, part);
+    }
+    Some(query)
 }
 
 /// A bound on `createdDateTime` at `micros`.

@@ -1,9 +1,10 @@
-//! Reading actions back: by id, as keyset pages, and their parameters and
+//! Reading actions back: by id, as keyset pages (with the total from the
+//! counters, when asked for, in the same statement), and their parameters and
 //! states in batches (counts are `counts`). Every read is scoped by the tenant.
 
 use std::collections::HashMap;
 
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, JoinType, Query, SelectStatement};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, Order, QueryFilter,
     QueryOrder, QuerySelect, QueryTrait, Select,
@@ -12,6 +13,7 @@ use tracing::instrument;
 use uuid::Uuid;
 
 use super::Store;
+use super::counts::{TOTAL, total_from_counters};
 use super::entities::{action, parameter, state};
 use super::filter_sql::tenant_condition;
 use super::rows::status;
@@ -54,6 +56,10 @@ pub(crate) struct ActionPage {
     pub parts: Parts,
     /// Whether rows follow the page in the direction it was read.
     pub has_more: bool,
+    /// How many actions pass the filter, on every page together: read with
+    /// the page when asked for and the counters can answer the filter,
+    /// `None` otherwise.
+    pub total: Option<u64>,
 }
 
 /// Which side of a cursor, in list order.
@@ -87,8 +93,9 @@ impl Store {
         wanted: PartsWanted,
     ) -> Result<Option<(Action, Parts)>, AppError> {
         let query = action::Entity::find_by_id(id).filter(action::Column::TenantId.eq(tenant));
-        let (mut actions, parts) = self.read_with_parts(query, wanted, 1).await?;
-        Ok(actions.pop().map(|action| (action, parts)))
+        let statement = with_parts(self.backend(), query, wanted);
+        let mut read = self.read_actions(statement, wanted, 1, false).await?;
+        Ok(read.actions.pop().map(|action| (action, read.parts)))
     }
 
     /// The actions of `tenant` among `ids`, in no particular order.
@@ -111,7 +118,9 @@ impl Store {
             .collect()
     }
 
-    /// One page of the actions of `tenant` that pass `filter`, in `order`.
+    /// One page of the actions of `tenant` that pass `filter`, in `order`,
+    /// and, when `with_total` and the counters can answer `filter`, how many
+    /// pass it, in the same statement.
     #[instrument(level = "debug", skip(self, filter), fields(db.system = self.db_system()))]
     pub(crate) async fn list_actions(
         &self,
@@ -120,6 +129,7 @@ impl Store {
         order: ActionOrder,
         page: &PageRequest,
         wanted: PartsWanted,
+        with_total: bool,
     ) -> Result<ActionPage, AppError> {
         let key = sort_column(order.field);
         // A backward page is read in reverse order, then flipped.
@@ -142,10 +152,26 @@ impl Store {
         }
         let query = query
             .order_by(key, sql_order.clone())
-            .order_by(action::Column::Id, sql_order)
+            .order_by(action::Column::Id, sql_order.clone())
             .limit(page.size + 1);
-        let (mut actions, parts) = self
-            .read_with_parts(query, wanted, page.size as usize + 1)
+        let mut statement = with_parts(self.backend(), query, wanted);
+        // A count the counters cannot answer is a real count, bounded by the
+        // statement timeout: it stays a statement of its own, made only when
+        // `totalCount` is read (`count_actions`).
+        let total = match with_total {
+            true => total_from_counters(self.backend(), tenant, filter),
+            false => None,
+        };
+        let counted = total.is_some();
+        if let Some(total) = total {
+            statement = beside_total(statement, total, key, sql_order);
+        }
+        let Read {
+            mut actions,
+            parts,
+            total,
+        } = self
+            .read_actions(statement, wanted, page.size as usize + 1, counted)
             .await?;
         let has_more = actions.len() as u64 > page.size;
         actions.truncate(page.size as usize);
@@ -156,6 +182,7 @@ impl Store {
             actions,
             parts,
             has_more,
+            total,
         })
     }
 
@@ -188,34 +215,36 @@ impl Store {
         Ok(found.is_some())
     }
 
-    /// Runs `query` (of whole action rows) with the parts `wanted` as extra
-    /// columns: a correlated subquery per part, aggregating the part's rows of
-    /// each action into one JSON list, so the actions and their parts come
-    /// in one round trip. Both backends evaluate the subqueries only for the
-    /// rows the statement returns (after its `LIMIT`).
-    async fn read_with_parts(
+    /// Runs `statement` (of whole action rows and the parts `wanted`, see
+    /// [`with_parts`]; and the total, when `counted`, see [`beside_total`])
+    /// and decodes what it read.
+    async fn read_actions(
         &self,
-        mut query: Select<action::Entity>,
+        statement: SelectStatement,
         wanted: PartsWanted,
         expected: usize,
-    ) -> Result<(Vec<Action>, Parts), AppError> {
-        let backend = self.backend();
-        if wanted.parameters {
-            query = query.expr_as(Expr::cust(parameters_json(backend)), PARAMETERS_JSON);
-        }
-        if wanted.states {
-            query = query.expr_as(Expr::cust(states_json(backend)), STATES_JSON);
-        }
+        counted: bool,
+    ) -> Result<Read, AppError> {
         let rows = self
             .connection()
-            .query_all_raw(query.build(backend))
+            .query_all_raw(self.backend().build(&statement))
             .await?;
         let mut actions = Vec::with_capacity(rows.len().min(expected));
         let mut parts = Parts {
             parameters: wanted.parameters.then(HashMap::new),
             states: wanted.states.then(HashMap::new),
         };
+        let mut total = None;
         for row in rows {
+            if counted {
+                let n: i64 = row.try_get("", TOTAL)?;
+                total = Some(u64::try_from(n).unwrap_or(0));
+                // The one row of an empty page: the count and no action.
+                let id: Option<Uuid> = row.try_get("", "id")?;
+                if id.is_none() {
+                    continue;
+                }
+            }
             let action = Action::try_from(action::Model::from_query_result(&row, "")?)?;
             if let Some(by_action) = &mut parts.parameters {
                 let json: Option<String> = row.try_get("", PARAMETERS_JSON)?;
@@ -227,7 +256,11 @@ impl Store {
             }
             actions.push(action);
         }
-        Ok((actions, parts))
+        Ok(Read {
+            actions,
+            parts,
+            total,
+        })
     }
 
     /// The parameters of each of `ids` in `tenant`, in the caller's order.
@@ -281,7 +314,55 @@ impl Store {
     }
 }
 
-/// The extra columns of [`Store::read_with_parts`].
+/// What one statement of [`Store::read_actions`] read.
+struct Read {
+    actions: Vec<Action>,
+    parts: Parts,
+    total: Option<u64>,
+}
+
+/// `query` (of whole action rows) with the parts `wanted` as extra columns:
+/// a correlated subquery per part, aggregating the part's rows of each action
+/// into one JSON list, so the actions and their parts come in one round trip.
+/// Both backends evaluate the subqueries only for the rows the statement
+/// returns (after its `LIMIT`).
+fn with_parts(
+    backend: DbBackend,
+    mut query: Select<action::Entity>,
+    wanted: PartsWanted,
+) -> SelectStatement {
+    if wanted.parameters {
+        query = query.expr_as(Expr::cust(parameters_json(backend)), PARAMETERS_JSON);
+    }
+    if wanted.states {
+        query = query.expr_as(Expr::cust(states_json(backend)), STATES_JSON);
+    }
+    query.into_query()
+}
+
+/// `page`, ordered by `key` and then id in `order`, beside the one row of
+/// `total` (see `counts::total_from_counters`), in one statement:
+/// `SELECT page.*, counted.total_count FROM (total) AS counted LEFT JOIN
+/// (page) AS page ON TRUE ORDER BY …`. The count is the left side, so an
+/// empty page still yields it: one row whose page columns are NULL.
+fn beside_total(
+    page: SelectStatement,
+    total: SelectStatement,
+    key: action::Column,
+    order: Order,
+) -> SelectStatement {
+    let (paged, counted) = (Alias::new("page"), Alias::new("counted"));
+    Query::select()
+        .column((paged.clone(), Asterisk))
+        .column((counted.clone(), Alias::new(TOTAL)))
+        .from_subquery(total, counted)
+        .join_subquery(JoinType::LeftJoin, page, paged.clone(), Expr::cust("TRUE"))
+        .order_by((paged.clone(), key), order.clone())
+        .order_by((paged, action::Column::Id), order)
+        .to_owned()
+}
+
+/// The extra columns of [`with_parts`].
 const PARAMETERS_JSON: &str = "parameters_json";
 const STATES_JSON: &str = "states_json";
 

@@ -570,6 +570,201 @@ async fn pages_and_lookups_read_parameters_and_states_with_the_actions(backend: 
     assert_eq!(statements, 1);
 }
 
+/// A page with its total, parameters and states, as a dashboard asks for it.
+const COUNTED_PAGE: &str = "query($filter: ActionFilter, $first: Int, $after: String) {
+    actions(filter: $filter, first: $first, after: $after) {
+        totalCount
+        nodes { id parameters { name value } states { status } }
+        pageInfo { hasNextPage endCursor }
+    }
+}";
+
+/// How many actions of the tenant of `token` pass `filter`, from a listing
+/// of them (at most 100) without `totalCount`.
+async fn listed(app: &TestApp, token: &str, filter: &Value) -> i64 {
+    let body = app
+        .gql(
+            token,
+            "query($f: ActionFilter) { actions(filter: $f, first: 100) { nodes { id } } }",
+            json!({"f": filter}),
+        )
+        .await;
+    assert_no_errors(&body);
+    body["data"]["actions"]["nodes"].as_array().unwrap().len() as i64
+}
+
+async fn a_page_with_total_count_is_one_statement_when_the_counters_answer_its_filter(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
+    let token = writer("tenant-a");
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(
+            app.invoke(&token, "blockIp", "ip", &format!("10.0.0.{i}"))
+                .await,
+        );
+    }
+    for i in 0..3 {
+        ids.push(
+            app.invoke(
+                &token,
+                "blockDomain",
+                "domain",
+                &format!("d{i}.example.com"),
+            )
+            .await,
+        );
+    }
+    // Another tenant's action is not counted.
+    app.invoke(&writer("tenant-b"), "blockIp", "ip", "10.0.0.1")
+        .await;
+    let created = |id: &str| {
+        let (app, token, id) = (&app, &token, id.to_owned());
+        async move {
+            let body = app
+                .gql(
+                    token,
+                    "query($id: ID!) { action(id: $id) { createdDateTime } }",
+                    json!({"id": id}),
+                )
+                .await;
+            assert_no_errors(&body);
+            body["data"]["action"]["createdDateTime"].clone()
+        }
+    };
+    let (second, fifth, eighth) = (
+        created(&ids[1]).await,
+        created(&ids[4]).await,
+        created(&ids[7]).await,
+    );
+    let filters = [
+        json!({}),
+        json!({"status": ["CANCELED"]}),
+        json!({"status": ["NOT_STARTED", "FAILED"]}),
+        json!({"status": ["FAILED"]}),
+        json!({"name": ["blockDomain"]}),
+        json!({"name": ["blockIp"], "status": ["CANCELED"]}),
+        json!({"provider": ["blocklist"]}),
+        json!({"provider": ["other"]}),
+        json!({"createdAfter": fifth}),
+        json!({"createdAfter": second, "createdBefore": eighth, "status": ["NOT_STARTED"]}),
+        json!({"createdAfter": eighth, "createdBefore": second}),
+    ];
+    // Transitions between the rounds move actions from count to count.
+    let mut totals = Vec::new();
+    for round in 0..2 {
+        for filter in &filters {
+            let expected = listed(&app, &token, filter).await;
+            // `first: 0` is a page without rows: the count comes all the same.
+            for first in [0, 4] {
+                let (statements, body) = fewest_statements(
+                    &app,
+                    &token,
+                    COUNTED_PAGE,
+                    json!({"filter": filter, "first": first}),
+                )
+                .await;
+                let page = &body["data"]["actions"];
+                assert_eq!(
+                    statements, 1,
+                    "a page with totalCount, parameters and states is one statement: {filter}"
+                );
+                assert_eq!(
+                    page["totalCount"],
+                    json!(expected),
+                    "{filter}, first {first}"
+                );
+                assert_eq!(
+                    page["nodes"].as_array().unwrap().len() as i64,
+                    expected.min(first),
+                    "{filter}, first {first}"
+                );
+                assert_eq!(page["pageInfo"]["hasNextPage"], json!(expected > first));
+            }
+            totals.push(expected);
+        }
+        if round == 0 {
+            for id in [&ids[0], &ids[2], &ids[7]] {
+                app.cancel(&token, id).await;
+            }
+        }
+    }
+    assert_eq!(
+        totals,
+        [
+            9, 0, 9, 0, 3, 0, 9, 0, 5, 6, 0, // before the cancels
+            9, 3, 6, 0, 3, 2, 9, 0, 5, 5, 0, // after
+        ],
+        "the filters count what they name"
+    );
+
+    // Past the last row the page is empty and the count is still read with it.
+    let last = page(&app, &token, json!({"first": 9})).await;
+    assert_eq!(last["pageInfo"]["hasNextPage"], json!(false));
+    let (statements, body) = fewest_statements(
+        &app,
+        &token,
+        COUNTED_PAGE,
+        json!({"first": 5, "after": last["pageInfo"]["endCursor"]}),
+    )
+    .await;
+    assert_eq!(statements, 1);
+    assert_eq!(body["data"]["actions"]["nodes"], json!([]));
+    assert_eq!(body["data"]["actions"]["totalCount"], json!(9));
+    assert_eq!(
+        page(&app, &writer("tenant-b"), json!({"first": 0})).await["totalCount"],
+        json!(1),
+        "each tenant counts its own"
+    );
+}
+
+async fn a_filter_the_counters_cannot_answer_is_counted_from_the_rows_beside_the_page(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
+    let alice = token_with("tenant-a", "app-1", "alice", &[actiongate::READ_WRITE_ROLE]);
+    let bob = token_with("tenant-a", "app-1", "bob", &[actiongate::READ_WRITE_ROLE]);
+    for i in 0..3 {
+        app.invoke(&alice, "blockIp", "ip", &format!("10.0.0.{i}"))
+            .await;
+    }
+    let canceled = app.invoke(&bob, "blockIp", "ip", "10.0.0.1").await;
+    app.cancel(&bob, &canceled).await;
+    app.invoke(&writer("tenant-b"), "blockIp", "ip", "10.0.0.1")
+        .await;
+    let cases = [
+        (json!({"user": "alice"}), 3),
+        (json!({"user": "bob", "status": ["CANCELED"]}), 1),
+        (json!({"parameter": {"name": "ip", "value": "10.0.0.1"}}), 2),
+        (json!({"lastActionAfter": "2000-01-01T00:00:00Z"}), 4),
+        (
+            json!({"or": [{"user": "bob"}, {"status": ["NOT_STARTED"]}]}),
+            4,
+        ),
+        (json!({"not": {"user": "bob"}}), 3),
+    ];
+    for (filter, expected) in cases {
+        let (statements, body) = fewest_statements(
+            &app,
+            &alice,
+            COUNTED_PAGE,
+            json!({"filter": filter, "first": 1}),
+        )
+        .await;
+        assert_eq!(
+            body["data"]["actions"]["totalCount"],
+            json!(expected),
+            "{filter}"
+        );
+        assert_eq!(listed(&app, &alice, &filter).await, expected, "{filter}");
+        assert_eq!(
+            statements, 2,
+            "the page, then a real count of its own: {filter}"
+        );
+    }
+}
+
 crate::on_both_backends!(
     action_of_an_unknown_id_is_null_and_a_malformed_id_is_bad_user_input,
     pages_walk_forward_and_backward_without_gaps_while_actions_are_added,
@@ -581,4 +776,6 @@ crate::on_both_backends!(
     the_catalog_lists_actions_parameters_and_providers,
     listing_actions_with_states_and_parameters_costs_the_same_queries_for_10_or_100,
     pages_and_lookups_read_parameters_and_states_with_the_actions,
+    a_page_with_total_count_is_one_statement_when_the_counters_answer_its_filter,
+    a_filter_the_counters_cannot_answer_is_counted_from_the_rows_beside_the_page,
 );

@@ -60,11 +60,20 @@ pub(super) async fn list(
         let store = &state.services.store;
         let tenant = &caller.tenant_id;
         let page = store
-            .list_actions(tenant, &filter, order, &request, PartsWanted::NONE)
+            .list_actions(
+                tenant,
+                &filter,
+                order,
+                &request,
+                PartsWanted::NONE,
+                options.count,
+            )
             .await?;
-        let count = match options.count {
-            true => Some(store.count_actions(tenant, &filter).await?),
-            false => None,
+        // Read with the page when the counters answer the filter.
+        let count = match (options.count, page.total) {
+            (true, Some(count)) => Some(count),
+            (true, None) => Some(store.count_actions(tenant, &filter).await?),
+            (false, _) => None,
         };
         let base = base_url(state, headers);
         let next_link = match page.actions.last() {
