@@ -3,11 +3,12 @@
 //! states in batches (counts are `counts`). Every read is scoped by the tenant.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, JoinType, Query, SelectStatement};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, Order, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, Select,
+    QueryOrder, QuerySelect, QueryTrait, Select, Statement,
 };
 use tracing::instrument;
 use uuid::Uuid;
@@ -92,8 +93,7 @@ impl Store {
         id: Uuid,
         wanted: PartsWanted,
     ) -> Result<Option<(Action, Parts)>, AppError> {
-        let query = action::Entity::find_by_id(id).filter(action::Column::TenantId.eq(tenant));
-        let statement = with_parts(self.backend(), query, wanted);
+        let statement = lookup_statement(self.backend(), tenant, id, wanted);
         let mut read = self.read_actions(statement, wanted, 1, false).await?;
         Ok(read.actions.pop().map(|action| (action, read.parts)))
     }
@@ -166,6 +166,7 @@ impl Store {
         if let Some(total) = total {
             statement = beside_total(statement, total, key, sql_order);
         }
+        let statement = self.backend().build(&statement);
         let Read {
             mut actions,
             parts,
@@ -220,15 +221,12 @@ impl Store {
     /// and decodes what it read.
     async fn read_actions(
         &self,
-        statement: SelectStatement,
+        statement: Statement,
         wanted: PartsWanted,
         expected: usize,
         counted: bool,
     ) -> Result<Read, AppError> {
-        let rows = self
-            .connection()
-            .query_all_raw(self.backend().build(&statement))
-            .await?;
+        let rows = self.connection().query_all_raw(statement).await?;
         let mut actions = Vec::with_capacity(rows.len().min(expected));
         let mut parts = Parts {
             parameters: wanted.parameters.then(HashMap::new),
@@ -338,6 +336,29 @@ fn with_parts(
         query = query.expr_as(Expr::cust(states_json(backend)), STATES_JSON);
     }
     query.into_query()
+}
+
+/// The lookup of the action `id` of `tenant` with the parts `wanted`.
+fn lookup(backend: DbBackend, tenant: &str, id: Uuid, wanted: PartsWanted) -> SelectStatement {
+    let query = action::Entity::find_by_id(id).filter(action::Column::TenantId.eq(tenant));
+    with_parts(backend, query, wanted)
+}
+
+/// [`lookup`] as a statement. Its text depends only on the backend and the
+/// parts wanted, so each is built once and kept: the most frequent read does
+/// not rebuild 26 columns and two subqueries of SQL every time.
+fn lookup_statement(backend: DbBackend, tenant: &str, id: Uuid, wanted: PartsWanted) -> Statement {
+    static TEXTS: [OnceLock<String>; 12] = [const { OnceLock::new() }; 12];
+    let by_backend = match backend {
+        DbBackend::Postgres => 0,
+        DbBackend::Sqlite => 1,
+        _ => 2,
+    };
+    let slot = by_backend * 4 + usize::from(wanted.parameters) * 2 + usize::from(wanted.states);
+    let sql =
+        TEXTS[slot].get_or_init(|| backend.build(&lookup(backend, "", Uuid::nil(), wanted)).sql);
+    // In the order of the text's placeholders: the id, then the tenant.
+    Statement::from_sql_and_values(backend, sql.as_str(), [id.into(), tenant.into()])
 }
 
 /// `page`, ordered by `key` and then id in `order`, beside the one row of
@@ -464,5 +485,29 @@ fn beyond(key: action::Column, cursor: &Cursor, direction: Direction, inclusive:
         (Direction::Asc, true) => row.gte(at),
         (Direction::Desc, false) => row.lt(at),
         (Direction::Desc, true) => row.lte(at),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_lookup_statement_is_the_one_built_afresh() {
+        let id = Uuid::now_v7();
+        for backend in [DbBackend::Postgres, DbBackend::Sqlite] {
+            for (parameters, states) in [(false, false), (true, false), (false, true), (true, true)]
+            {
+                let wanted = PartsWanted { parameters, states };
+                // Twice: the first builds and keeps the text, the second reuses it.
+                for _ in 0..2 {
+                    assert_eq!(
+                        lookup_statement(backend, "tenant-a", id, wanted),
+                        backend.build(&lookup(backend, "tenant-a", id, wanted)),
+                        "{backend:?} {wanted:?}"
+                    );
+                }
+            }
+        }
     }
 }
