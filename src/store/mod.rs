@@ -6,7 +6,8 @@
 //! (`work`) and the event relay (`events`) work across tenants and hand nothing
 //! to a caller unscoped.
 //!
-//! `invoke` stores new actions, `read` reads them back, `counts` counts them
+//! `invoke` stores new actions, `read` reads them back (and `parts` their
+//! parameters and states in the same statement), `counts` counts them
 //! (from the counters the database keeps with every change), `cancel` cancels,
 //! `work` is the executor's queue, `closing` records how a batch of its
 //! attempts ended, `transition` the one way statuses change,
@@ -37,6 +38,7 @@ mod events;
 mod filter_sql;
 mod invoke;
 mod notify;
+mod parts;
 mod read;
 mod rows;
 mod secrets;
@@ -50,7 +52,8 @@ pub(crate) use closing::Closing;
 pub use counts::CounterDrift;
 pub(crate) use events::StoredEvent;
 pub(crate) use invoke::Invoked;
-pub(crate) use read::{ActionPage, Parts, PartsWanted, Side};
+pub(crate) use parts::{Parts, PartsWanted};
+pub(crate) use read::{ActionPage, Side};
 pub(crate) use work::{AfterWork, Claim, Lease, Work};
 
 /// Settings of the connection pool.

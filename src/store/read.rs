@@ -1,6 +1,7 @@
-//! Reading actions back: by id, as keyset pages (with the total from the
-//! counters, when asked for, in the same statement), and their parameters and
-//! states in batches (counts are `counts`). Every read is scoped by the tenant.
+//! Reading actions back: by id and as keyset pages, with their parts (see
+//! `parts`) and, for a page, the total from the counters when asked for, in
+//! one statement; and parameters and states in batches (counts are
+//! `counts`). Every read is scoped by the tenant.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -8,7 +9,7 @@ use std::sync::OnceLock;
 use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, JoinType, Query, SelectStatement};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, Order, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, Select, Statement,
+    QueryOrder, QuerySelect, Statement,
 };
 use tracing::instrument;
 use uuid::Uuid;
@@ -17,36 +18,11 @@ use super::Store;
 use super::counts::{TOTAL, total_from_counters};
 use super::entities::{action, parameter, state};
 use super::filter_sql::tenant_condition;
-use super::rows::status;
+use super::parts::{Parts, PartsWanted, with_parts};
 use crate::domain::action::{Action, Parameter, StateChange};
 use crate::domain::filter::ActionFilter;
 use crate::domain::page::{ActionOrder, Cursor, Direction, OrderField, PageDirection, PageRequest};
-use crate::domain::time::from_micros;
 use crate::error::AppError;
-
-/// Which parts of an action, kept in other tables, a read brings with the
-/// actions' rows: in the same statement, as one JSON list per part and row.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct PartsWanted {
-    pub parameters: bool,
-    pub states: bool,
-}
-
-impl PartsWanted {
-    /// Only the actions' own rows.
-    pub(crate) const NONE: PartsWanted = PartsWanted {
-        parameters: false,
-        states: false,
-    };
-}
-
-/// The parts read with some actions, by action; `None` when not asked for.
-/// An action asked for has an entry, empty when it has none.
-#[derive(Debug, Default)]
-pub(crate) struct Parts {
-    pub parameters: Option<HashMap<Uuid, Vec<Parameter>>>,
-    pub states: Option<HashMap<Uuid, Vec<StateChange>>>,
-}
 
 /// One page of an action list.
 #[derive(Debug)]
@@ -228,10 +204,7 @@ impl Store {
     ) -> Result<Read, AppError> {
         let rows = self.connection().query_all_raw(statement).await?;
         let mut actions = Vec::with_capacity(rows.len().min(expected));
-        let mut parts = Parts {
-            parameters: wanted.parameters.then(HashMap::new),
-            states: wanted.states.then(HashMap::new),
-        };
+        let mut parts = Parts::wanted(wanted);
         let mut total = None;
         for row in rows {
             if counted {
@@ -244,14 +217,7 @@ impl Store {
                 }
             }
             let action = Action::try_from(action::Model::from_query_result(&row, "")?)?;
-            if let Some(by_action) = &mut parts.parameters {
-                let json: Option<String> = row.try_get("", PARAMETERS_JSON)?;
-                by_action.insert(action.id, decode_parameters(json.as_deref())?);
-            }
-            if let Some(by_action) = &mut parts.states {
-                let json: Option<String> = row.try_get("", STATES_JSON)?;
-                by_action.insert(action.id, decode_states(action.id, json.as_deref())?);
-            }
+            parts.read_from(&row, action.id)?;
             actions.push(action);
         }
         Ok(Read {
@@ -319,25 +285,6 @@ struct Read {
     total: Option<u64>,
 }
 
-/// `query` (of whole action rows) with the parts `wanted` as extra columns:
-/// a correlated subquery per part, aggregating the part's rows of each action
-/// into one JSON list, so the actions and their parts come in one round trip.
-/// Both backends evaluate the subqueries only for the rows the statement
-/// returns (after its `LIMIT`).
-fn with_parts(
-    backend: DbBackend,
-    mut query: Select<action::Entity>,
-    wanted: PartsWanted,
-) -> SelectStatement {
-    if wanted.parameters {
-        query = query.expr_as(Expr::cust(parameters_json(backend)), PARAMETERS_JSON);
-    }
-    if wanted.states {
-        query = query.expr_as(Expr::cust(states_json(backend)), STATES_JSON);
-    }
-    query.into_query()
-}
-
 /// The lookup of the action `id` of `tenant` with the parts `wanted`.
 fn lookup(backend: DbBackend, tenant: &str, id: Uuid, wanted: PartsWanted) -> SelectStatement {
     let query = action::Entity::find_by_id(id).filter(action::Column::TenantId.eq(tenant));
@@ -381,90 +328,6 @@ fn beside_total(
         .order_by((paged.clone(), key), order.clone())
         .order_by((paged, action::Column::Id), order)
         .to_owned()
-}
-
-/// The extra columns of [`with_parts`].
-const PARAMETERS_JSON: &str = "parameters_json";
-const STATES_JSON: &str = "states_json";
-
-/// An action's parameters in position order, as a JSON list of
-/// `[name, value]` (NULL or `[]` when it has none).
-fn parameters_json(backend: DbBackend) -> &'static str {
-    match backend {
-        DbBackend::Postgres => {
-            r#"(SELECT CAST(json_agg(json_build_array(p.name, p.value) ORDER BY p.position) AS TEXT) FROM action_parameters p WHERE p.action_id = "actions"."id" AND p.tenant_id = "actions"."tenant_id")"#
-        }
-        _ => {
-            r#"(SELECT json_group_array(json_array(p.name, p.value) ORDER BY p.position) FROM action_parameters p WHERE p.action_id = "actions"."id" AND p.tenant_id = "actions"."tenant_id")"#
-        }
-    }
-}
-
-/// An action's state rows oldest first, as a JSON list of `[id, seq,
-/// app_id, user_name, status, previous_status, occurred_at, detail]`.
-fn states_json(backend: DbBackend) -> &'static str {
-    match backend {
-        DbBackend::Postgres => {
-            r#"(SELECT CAST(json_agg(json_build_array(s.id, s.seq, s.app_id, s.user_name, s.status, s.previous_status, s.occurred_at, s.detail) ORDER BY s.id) AS TEXT) FROM action_states s WHERE s.action_id = "actions"."id" AND s.tenant_id = "actions"."tenant_id")"#
-        }
-        _ => {
-            r#"(SELECT json_group_array(json_array(s.id, s.seq, s.app_id, s.user_name, s.status, s.previous_status, s.occurred_at, s.detail) ORDER BY s.id) FROM action_states s WHERE s.action_id = "actions"."id" AND s.tenant_id = "actions"."tenant_id")"#
-        }
-    }
-}
-
-fn malformed(part: &str, err: serde_json::Error) -> AppError {
-    AppError::internal(format!(
-        "the {part} read with an action are malformed: {err}"
-    ))
-}
-
-fn decode_parameters(json: Option<&str>) -> Result<Vec<Parameter>, AppError> {
-    let Some(json) = json else {
-        return Ok(Vec::new());
-    };
-    let pairs: Vec<(String, String)> =
-        serde_json::from_str(json).map_err(|e| malformed("parameters", e))?;
-    Ok(pairs
-        .into_iter()
-        .map(|(name, value)| Parameter { name, value })
-        .collect())
-}
-
-/// One element of [`states_json`].
-type StateJson = (
-    i64,
-    Option<i64>,
-    String,
-    String,
-    String,
-    Option<String>,
-    i64,
-    Option<String>,
-);
-
-fn decode_states(action_id: Uuid, json: Option<&str>) -> Result<Vec<StateChange>, AppError> {
-    let Some(json) = json else {
-        return Ok(Vec::new());
-    };
-    let rows: Vec<StateJson> = serde_json::from_str(json).map_err(|e| malformed("states", e))?;
-    rows.into_iter()
-        .map(
-            |(id, seq, app_id, user, now, previous, occurred_at, detail)| {
-                Ok(StateChange {
-                    id,
-                    seq,
-                    action_id,
-                    app_id,
-                    user,
-                    status: status(&now)?,
-                    previous_status: previous.as_deref().map(status).transpose()?,
-                    occurred_at: from_micros(occurred_at),
-                    detail,
-                })
-            },
-        )
-        .collect()
 }
 
 fn sort_column(field: OrderField) -> action::Column {
