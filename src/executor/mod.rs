@@ -6,7 +6,10 @@
 //! batches of at most the provider's `batch_limit`, and runs each batch in
 //! its own task as one provider call; at most `concurrency` calls run at
 //! once. A provider that takes no batches gets batches of one: one call per
-//! action, as before. Leases, fences, retries and cancels stay per action. Transient
+//! action, as before. A claim that comes back full tops up the batches it
+//! made with more due work of their own group, so what is due together goes
+//! together in as few calls as the providers' limits allow. Leases, fences,
+//! retries and cancels stay per action. Transient
 //! failures are retried with exponential backoff and jitter; a lease that
 //! expires because its process died is claimed again by any executor. A
 //! cancel stops an attempt running here at once: a local one through
@@ -25,8 +28,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
 
+use crate::domain::time;
 use crate::providers::Providers;
-use crate::store::{Claim, Lease, Store, Work};
+use crate::store::{Claim, Group, Lease, Store};
 use crate::telemetry::metrics;
 
 mod backoff;
@@ -171,12 +175,47 @@ impl Executor {
         match self
             .context
             .store
-            .put_back(&leases, None, Duration::ZERO)
+            .put_back(&leases, None, time::now())
             .await
         {
             Ok(_) => debug!(count, "claimed beyond the free calls: given back"),
             // Their leases expire and the work is claimed again.
             Err(err) => warn!(error = %err.for_log(), count, "giving back claimed work"),
+        }
+    }
+
+    /// Tops up the batches about to run (the first `free`) that have room
+    /// left with more due work of their own provider, tenant and work. Called
+    /// when the claim came back full, so more may be due: what is due for a
+    /// group then goes in one call of up to its provider's `batch_limit`,
+    /// however few calls are free and however the claim was sized, rather
+    /// than a small call now and the rest in later ones, each of which a
+    /// paced provider counts against its budget.
+    async fn fill(&self, batches: &mut [Vec<Claim>], free: usize) {
+        let context = &self.context;
+        for batch in batches.iter_mut().take(free) {
+            let Some(first) = batch.first() else { continue };
+            let limit = context
+                .providers
+                .get(&first.action.vendor.provider)
+                .map_or(1, |provider| provider.batch_limit().max(1));
+            let room = limit.saturating_sub(batch.len());
+            if room == 0 {
+                continue;
+            }
+            let group = Group {
+                provider: first.action.vendor.provider.clone(),
+                tenant_id: first.lease.tenant_id.clone(),
+                work: first.work,
+            };
+            match context
+                .store
+                .claim_due_of(&self.owner, &group, room as u64, context.options.lease)
+                .await
+            {
+                Ok(more) => batch.extend(more),
+                Err(err) => warn!(error = %err.for_log(), "claiming more of a batch's due work"),
+            }
         }
     }
 
@@ -205,8 +244,12 @@ impl Executor {
                     .await
                 {
                     Ok(claims) => {
-                        let claimed = claims.len();
+                        let full = claims.len() as u64 >= asked;
                         let mut batches = batches_of(claims, &self.context.providers);
+                        if full {
+                            self.fill(&mut batches, free).await;
+                        }
+                        let claimed = batches.iter().map(Vec::len).sum();
                         sizing.observe(asked, claimed, batches.len(), free);
                         if batches.len() > free {
                             self.put_back(batches.split_off(free)).await;
@@ -300,14 +343,14 @@ impl ClaimSizing {
 /// Groups claims into batches: by provider, tenant and work, in the order
 /// claimed (oldest due first), each at most its provider's `batch_limit`.
 fn batches_of(claims: Vec<Claim>, providers: &Providers) -> Vec<Vec<Claim>> {
-    let mut order: Vec<(String, String, Work)> = Vec::new();
-    let mut groups: HashMap<(String, String, Work), Vec<Claim>> = HashMap::new();
+    let mut order: Vec<Group> = Vec::new();
+    let mut groups: HashMap<Group, Vec<Claim>> = HashMap::new();
     for claim in claims {
-        let key = (
-            claim.action.vendor.provider.clone(),
-            claim.lease.tenant_id.clone(),
-            claim.work,
-        );
+        let key = Group {
+            provider: claim.action.vendor.provider.clone(),
+            tenant_id: claim.lease.tenant_id.clone(),
+            work: claim.work,
+        };
         let group = groups.entry(key.clone()).or_insert_with(|| {
             order.push(key);
             Vec::new()
@@ -320,7 +363,7 @@ fn batches_of(claims: Vec<Claim>, providers: &Providers) -> Vec<Vec<Claim>> {
             continue;
         };
         let limit = providers
-            .get(&key.0)
+            .get(&key.provider)
             .map_or(1, |provider| provider.batch_limit().max(1));
         while group.len() > limit {
             let rest = group.split_off(limit);

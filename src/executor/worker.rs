@@ -37,8 +37,8 @@ enum Ending {
     Close(Closing),
     /// A failure that may pass: try again after `delay`.
     Retry { delay: Duration, error: ErrorInfo },
-    /// The provider said "not now": due again after `wait`, no attempt counted.
-    Throttled { wait: Duration },
+    /// The provider said "not now": due again at `until`, no attempt counted.
+    Throttled { until: DateTime<Utc> },
     /// Canceled while the call ran: the revert takes over, with what the
     /// provider returned for it, if it applied it.
     HandOver { reference: Reference },
@@ -254,12 +254,9 @@ fn ending_of_error(context: &Context, claim: &Claim, work: Work, error: Provider
     let attempts = claim.attempts.max(1) as u32;
     let action_id = claim.lease.action_id;
     match &error {
-        ProviderError::Throttled {
-            message,
-            retry_after,
-        } => {
-            debug!(%action_id, message = %message, wait = ?retry_after, "the provider asks to wait; due again then");
-            return Ending::Throttled { wait: *retry_after };
+        ProviderError::Throttled { message, until } => {
+            debug!(%action_id, message = %message, %until, "the provider asks to wait; due again then");
+            return Ending::Throttled { until: *until };
         }
         ProviderError::Transient { retry_after, .. } if attempts < options.max_attempts => {
             let delay = retry_delay(
@@ -308,14 +305,15 @@ async fn record(
     let store = &context.store;
     let mut closings: Vec<(Lease, Closing)> = Vec::new();
     let mut retries: Vec<(Lease, Duration, ErrorInfo)> = Vec::new();
-    let mut throttled: HashMap<Duration, Vec<Lease>> = HashMap::new();
+    // By the instant each is due again: one put-back for those due together.
+    let mut throttled: HashMap<DateTime<Utc>, Vec<Lease>> = HashMap::new();
     let mut after: Vec<AfterWork> = Vec::new();
     for (claim, ending) in batch.iter().zip(endings) {
         let lease = claim.lease.clone();
         match ending {
             Ending::Close(closing) => closings.push((lease, closing)),
             Ending::Retry { delay, error } => retries.push((lease, delay, error)),
-            Ending::Throttled { wait } => throttled.entry(wait).or_default().push(lease),
+            Ending::Throttled { until } => throttled.entry(until).or_default().push(lease),
             Ending::HandOver { reference } => {
                 after.push(
                     store
@@ -331,9 +329,9 @@ async fn record(
     if !closings.is_empty() {
         after.extend(store.close_attempts(&closings).await?);
     }
-    for (wait, leases) in throttled {
+    for (until, leases) in throttled {
         metrics::provider_throttled(&batch[0].action.vendor.provider, leases.len());
-        after.extend(store.put_back(&leases, Some(work), wait).await?);
+        after.extend(store.put_back(&leases, Some(work), until).await?);
     }
     if !retries.is_empty() {
         after.extend(store.record_retries(&retries, work).await?);

@@ -15,6 +15,7 @@ use futures_util::future::{BoxFuture, join_all};
 use crate::domain::action::{Action, ErrorInfo, Parameter};
 use crate::domain::catalog::ActionDefinition;
 use crate::domain::indicator::Indicator;
+use crate::domain::time;
 use crate::store::Store;
 
 pub(crate) mod blocklist;
@@ -53,11 +54,13 @@ pub(crate) enum ProviderError {
         subcode: Option<i32>,
     },
     /// Not now: the provider (or the budget that paces calls to it) asks to
-    /// come back after `retry_after`. A pacing wait, not a failure: the work is
-    /// put back due then without counting an attempt or touching `errorInfo`.
+    /// come back at `until`. A pacing wait, not a failure: the work is put
+    /// back due then without counting an attempt or touching `errorInfo`. An
+    /// instant rather than a wait, so that work turned away for the same
+    /// reason comes back due at the same instant, and together.
     Throttled {
         message: String,
-        retry_after: Duration,
+        until: DateTime<Utc>,
     },
 }
 
@@ -87,10 +90,19 @@ impl ProviderError {
         }
     }
 
-    pub(crate) fn throttled(message: impl Into<String>, retry_after: Duration) -> ProviderError {
+    /// Throttled for `wait` from now.
+    pub(crate) fn throttled(message: impl Into<String>, wait: Duration) -> ProviderError {
+        ProviderError::throttled_until(message, time::now() + wait)
+    }
+
+    /// Throttled until `until`.
+    pub(crate) fn throttled_until(
+        message: impl Into<String>,
+        until: DateTime<Utc>,
+    ) -> ProviderError {
         ProviderError::Throttled {
             message: message.into(),
-            retry_after,
+            until,
         }
     }
 

@@ -18,6 +18,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use tracing::instrument;
@@ -64,6 +65,11 @@ pub(crate) enum CallKind {
 pub(crate) struct Taken {
     /// `None`: the call may go (it is logged). `Some(wait)`: not before `wait`.
     pub wait: Option<Duration>,
+    /// When there is room, if there is none now: the instant the call that
+    /// fills the window leaves it. Every caller turned away until then is
+    /// given the same instant, so their work comes back due together and
+    /// goes in one call rather than one call per caller.
+    pub room_at: Option<DateTime<Utc>>,
     /// The logged call, when it may go: pass it to
     /// [`Store::budget_call_answered`] once the API answered.
     pub call: Option<i64>,
@@ -115,6 +121,9 @@ impl Store {
             .all(&txn)
             .await?;
         let mut taken = decide(&calls, now, kind, limits);
+        taken.room_at = taken
+            .wait
+            .map(|wait| time::from_micros(now.saturating_add(micros(wait))));
         if taken.wait.is_none() {
             let logged = provider_call::Entity::insert(provider_call::ActiveModel {
                 provider: Set(provider.to_owned()),
@@ -198,12 +207,14 @@ fn decide(calls: &[(i64, bool)], now: i64, kind: CallKind, limits: &BudgetLimits
     match wait {
         Some(wait) => Taken {
             wait: Some(wait),
+            room_at: None,
             call: None,
             left_minute,
             left_hour,
         },
         None => Taken {
             wait: None,
+            room_at: None,
             call: None,
             left_minute: left_minute - 1,
             left_hour: left_hour - 1,

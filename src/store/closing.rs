@@ -16,8 +16,8 @@
 //! the same way.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IdenStatic, QueryFilter, Statement, Value,
@@ -319,7 +319,7 @@ impl Store {
         Ok(moved)
     }
 
-    /// Puts the work of `leases` back in the queue, due after `wait`, without
+    /// Puts the work of `leases` back in the queue, due at `due`, without
     /// counting the attempt each claim counted: the provider (or its budget)
     /// said "not now", or the executor claimed more than it had calls for.
     /// With `work`, only where the work is still that (a cancel that turned an
@@ -330,12 +330,12 @@ impl Store {
         &self,
         leases: &[Lease],
         work: Option<Work>,
-        wait: Duration,
+        due: DateTime<Utc>,
     ) -> Result<Vec<AfterWork>, AppError> {
         if leases.is_empty() {
             return Ok(Vec::new());
         }
-        let due = to_micros(time::now()) + wait.as_micros() as i64;
+        let due = to_micros(due);
         let put_back: std::collections::HashSet<Uuid> = if self.backend() == DbBackend::Postgres {
             let mut values: Vec<Value> = Vec::new();
             let rows: Vec<String> = leases

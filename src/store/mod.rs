@@ -54,7 +54,7 @@ pub(crate) use events::StoredEvent;
 pub(crate) use invoke::Invoked;
 pub(crate) use parts::{Parts, PartsWanted};
 pub(crate) use read::{ActionPage, Side};
-pub(crate) use work::{AfterWork, Claim, Lease, Work};
+pub(crate) use work::{AfterWork, Claim, Group, Lease, Work};
 
 /// Settings of the connection pool.
 #[derive(Debug, Clone)]

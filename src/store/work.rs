@@ -55,6 +55,15 @@ impl Work {
     }
 }
 
+/// Work that goes to a provider in one call: one provider's, one tenant's,
+/// one kind.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Group {
+    pub provider: String,
+    pub tenant_id: String,
+    pub work: Work,
+}
+
 /// The identity of one claim: the fence its writes must match.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Lease {
@@ -90,13 +99,36 @@ pub(crate) enum AfterWork {
 }
 
 impl Store {
-    /// Claims up to `limit` due actions for `owner`, leased for `lease`.
-    #[instrument(level = "debug", skip(self), fields(db.system = self.db_system()))]
+    /// Claims up to `limit` due actions for `owner`, leased for `lease`,
+    /// oldest due first.
     pub(crate) async fn claim_due(
         &self,
         owner: &str,
         limit: u64,
         lease: Duration,
+    ) -> Result<Vec<Claim>, AppError> {
+        self.claim(owner, limit, lease, None).await
+    }
+
+    /// Claims, as [`Store::claim_due`], only the due work of `group`: more
+    /// for a call that has room left.
+    pub(crate) async fn claim_due_of(
+        &self,
+        owner: &str,
+        group: &Group,
+        limit: u64,
+        lease: Duration,
+    ) -> Result<Vec<Claim>, AppError> {
+        self.claim(owner, limit, lease, Some(group)).await
+    }
+
+    #[instrument(level = "debug", skip(self), fields(db.system = self.db_system()))]
+    async fn claim(
+        &self,
+        owner: &str,
+        limit: u64,
+        lease: Duration,
+        only: Option<&Group>,
     ) -> Result<Vec<Claim>, AppError> {
         if limit == 0 {
             return Ok(Vec::new());
@@ -116,6 +148,12 @@ impl Store {
             .filter(action::Column::DueAt.lte(now))
             .order_by_asc(action::Column::DueAt)
             .limit(limit);
+        if let Some(group) = only {
+            due = due
+                .filter(action::Column::Provider.eq(group.provider.as_str()))
+                .filter(action::Column::TenantId.eq(group.tenant_id.as_str()))
+                .filter(action::Column::Work.eq(group.work.stored()));
+        }
         if self.backend() == DbBackend::Postgres {
             QuerySelect::query(&mut due)
                 .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);

@@ -154,10 +154,11 @@ impl Api {
             Some(wait) => {
                 metrics::provider_budget_wait(&self.name, "budget");
                 tracing::debug!(?wait, "the Defender call budget is spent");
-                Err(ProviderError::throttled(
-                    "waiting for room in the Defender call budget",
-                    wait,
-                ))
+                let message = "waiting for room in the Defender call budget";
+                Err(match taken.room_at {
+                    Some(until) => ProviderError::throttled_until(message, until),
+                    None => ProviderError::throttled(message, wait),
+                })
             }
         }
     }
