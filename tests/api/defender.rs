@@ -318,6 +318,61 @@ async fn two_replicas_share_one_budget_and_stay_within_the_limits_together(backe
     assert_eq!(tokens.len(), 2, "both replicas called Defender");
 }
 
+async fn cancels_that_wait_for_the_budget_go_in_one_batch_delete_once_it_has_room(
+    backend: Backend,
+) {
+    // Two batch calls a window of 4 s, on both sides; one call at a time in
+    // the executor, as when its other calls are busy: the budget, not the
+    // calls free, is what must decide how many calls the cancels take.
+    let limits = DefenderLimits {
+        calls_per_minute: 100,
+        calls_per_hour: 1_000,
+        imports_per_minute: 2,
+        minute: Duration::from_secs(4),
+        hour: Duration::from_secs(120),
+        max_active: 15_000,
+    };
+    let defender = FakeDefender::with_limits(limits).await;
+    let app = on_defender(TestApp::builder(backend), &defender.provider_toml())
+        .configure(|c| c.executor.concurrency = 1)
+        .spawn()
+        .await;
+    let token = writer("tenant-a");
+    let ips: Vec<String> = (0..42).map(ip).collect();
+    let ids = block_ips(&app, &token, &ips).await;
+    wait_for_count(&app, &token, "COMPLETED", 42).await;
+    // Two cancels, one after the other, spend the window's batch calls.
+    for id in &ids[..2] {
+        app.cancel(&token, id).await;
+        app.wait_for_status(&token, id, "CANCELED").await;
+    }
+    assert_eq!(
+        defender
+            .calls_to("POST", "/api/indicators/BatchDelete")
+            .len(),
+        2
+    );
+
+    // Forty cancels, one mutation each, while the budget is spent.
+    cancel_all(&app, &token, &ids[2..]).await;
+
+    wait_for_count(&app, &token, "CANCELED", 42).await;
+    assert_eq!(values(&defender), Vec::<String>::new());
+    let deletes = defender.calls_to("POST", "/api/indicators/BatchDelete");
+    let carried: Vec<usize> = deletes[2..].iter().map(|c| c.items).collect();
+    assert_eq!(carried.iter().sum::<usize>(), 40, "{carried:?}");
+    // What is due when there is room goes in one call: one for the cancels
+    // that waited, and at most one for each call the budget had room for
+    // while they were still arriving.
+    assert!(
+        carried.len() <= 40usize.div_ceil(MAX_BATCH) + limits.imports_per_minute,
+        "the cancels took {} batch deletes: {carried:?}",
+        carried.len()
+    );
+    assert!(defender.calls().iter().all(|c| c.method != "DELETE"));
+    assert_within(&defender, &limits);
+}
+
 async fn a_429_is_waited_out_without_burning_attempts(backend: Backend) {
     // Defender allows fewer imports than the gateway was told.
     let fake_limits = DefenderLimits {
@@ -413,6 +468,7 @@ crate::on_both_backends!(
     the_15001st_active_indicator_of_a_tenant_fails_at_once_under_the_documented_cap,
     a_cancel_whose_indicator_was_removed_by_hand_still_lifts_the_others,
     two_replicas_share_one_budget_and_stay_within_the_limits_together,
+    cancels_that_wait_for_the_budget_go_in_one_batch_delete_once_it_has_room,
     a_429_is_waited_out_without_burning_attempts,
     a_gateway_that_dies_after_an_import_applies_each_action_once_after_restart,
 );
