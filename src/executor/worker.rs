@@ -10,16 +10,17 @@
 //! canceled actions are handed over to their revert with what the provider
 //! returned for them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tracing::{Instrument, debug, info, info_span, warn};
+use uuid::Uuid;
 
 use super::Context;
 use super::backoff::retry_delay;
-use crate::domain::action::ErrorInfo;
+use crate::domain::action::{ErrorInfo, Parameter};
 use crate::domain::catalog::{ParameterKind, find_action};
 use crate::domain::indicator::Indicator;
 use crate::domain::status::ActionStatus;
@@ -163,24 +164,34 @@ async fn revert(context: &Context, batch: &[Claim]) -> Vec<Ending> {
     let Some(provider) = provider else {
         return endings.into_iter().flatten().collect();
     };
+    let held = match held_elsewhere(context, provider, &jobs).await {
+        Ok(held) => held,
+        Err(err) => {
+            // Nothing is lifted unasked: the leases expire and the revert is
+            // claimed again.
+            warn!(error = %err.for_log(), "asking whether other actions hold the indicators");
+            for i in indexes {
+                endings[i] = Some(Ending::Abandon(AppError::internal(
+                    "could not tell whether other actions hold the indicator",
+                )));
+            }
+            return endings.into_iter().flatten().collect();
+        }
+    };
     let mut pairs = Vec::with_capacity(jobs.len());
     let mut asked = Vec::with_capacity(jobs.len());
     for (job, i) in jobs.into_iter().zip(indexes) {
         let claim = &batch[i];
-        match held_elsewhere(context, provider, &job).await {
-            Ok(false) => {
-                pairs.push((job, claim.provider_reference.clone()));
-                asked.push(i);
-            }
-            Ok(true) => {
-                info!(action_id = %claim.lease.action_id, "another action holds the same indicator: it stays");
-                let detail = "the indicator stays in effect: other actions still hold it";
-                endings[i] = Some(Ending::Close(Closing::Reverted {
-                    from: claim.action.status,
-                    detail: Some(detail.to_owned()),
-                }));
-            }
-            Err(err) => endings[i] = Some(Ending::Abandon(err)),
+        if held.contains(&job.action.id) {
+            info!(action_id = %claim.lease.action_id, "another action holds the same indicator: it stays");
+            let detail = "the indicator stays in effect: other actions still hold it";
+            endings[i] = Some(Ending::Close(Closing::Reverted {
+                from: claim.action.status,
+                detail: Some(detail.to_owned()),
+            }));
+        } else {
+            pairs.push((job, claim.provider_reference.clone()));
+            asked.push(i);
         }
     }
     if !pairs.is_empty() {
@@ -221,23 +232,30 @@ async fn revert(context: &Context, batch: &[Claim]) -> Vec<Ending> {
     endings.into_iter().flatten().collect()
 }
 
-/// Whether, for a provider that keeps one effect per indicator, another
-/// action still holds the job's indicator (then the revert leaves it).
+/// The actions of `jobs` whose indicator, for a provider that keeps one
+/// effect per indicator, another action still holds (their revert leaves it).
 async fn held_elsewhere(
     context: &Context,
     provider: &Arc<dyn Provider>,
-    job: &Job,
-) -> Result<bool, AppError> {
-    if !provider.shares_indicators() {
-        return Ok(false);
-    }
-    let indicator = job.definition.indicator_parameter().name;
-    let Some(parameter) = job.parameters.iter().find(|p| p.name == indicator) else {
-        return Ok(false);
+    jobs: &[Job],
+) -> Result<HashSet<Uuid>, AppError> {
+    let Some(first) = jobs.first() else {
+        return Ok(HashSet::new());
     };
+    if !provider.shares_indicators() {
+        return Ok(HashSet::new());
+    }
+    let indicators: Vec<(Uuid, &Parameter)> = jobs
+        .iter()
+        .filter_map(|job| {
+            let indicator = job.definition.indicator_parameter().name;
+            let parameter = job.parameters.iter().find(|p| p.name == indicator)?;
+            Some((job.action.id, parameter))
+        })
+        .collect();
     context
         .store
-        .indicator_held_elsewhere(&job.action.vendor.provider, parameter, job.action.id)
+        .indicators_held_elsewhere(&first.action.vendor.provider, &indicators)
         .await
 }
 

@@ -12,7 +12,7 @@
 //! ends is recorded through `Transition`, fenced by the lease, a batch of
 //! them at once (`store::closing`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType};
@@ -28,6 +28,11 @@ use crate::domain::status::ActionStatus;
 use crate::domain::time::{self, to_micros};
 use crate::error::AppError;
 use crate::telemetry::metrics;
+
+/// Most indicators (and then holders) one query of
+/// [`Store::indicators_held_elsewhere`] looks up: well within the databases'
+/// parameter limits.
+const HELD_CHUNK: usize = 500;
 
 /// What a claimed action is to have done to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -308,41 +313,87 @@ impl Store {
         Ok(outcomes)
     }
 
-    /// Whether an action other than `except`, on `provider`, still holds the
-    /// indicator `parameter` (it is running or completed, and not being
+    /// Of `indicators` (actions on `provider`, each with its indicator
+    /// parameter), those whose indicator an action other than itself, on
+    /// `provider`, still holds (it is running or completed, and not being
     /// canceled). For providers that keep one indicator per value for all
-    /// their users; the executor asks before lifting one. Only a yes or no
-    /// leaves here, never another tenant's data.
-    #[instrument(level = "debug", skip(self, parameter), fields(db.system = self.db_system()))]
-    pub(crate) async fn indicator_held_elsewhere(
+    /// their users; the executor asks before lifting a batch of them. A few
+    /// queries for the whole batch, not one per action: a revert of hundreds
+    /// must reach its provider well within its lease. Only which of the
+    /// given actions are held leaves here, never another tenant's data.
+    #[instrument(level = "debug", skip_all, fields(count = indicators.len(), db.system = self.db_system()))]
+    pub(crate) async fn indicators_held_elsewhere(
         &self,
         provider: &str,
-        parameter: &Parameter,
-        except: Uuid,
-    ) -> Result<bool, AppError> {
-        use sea_orm::sea_query::Query;
-        let holders = Query::select()
-            .column(parameter::Column::ActionId)
-            .from(parameter::Entity)
-            .and_where(parameter::Column::Name.eq(parameter.name.as_str()))
-            .and_where(parameter::Column::Value.eq(parameter.value.as_str()))
-            .to_owned();
-        let found = action::Entity::find()
-            .select_only()
-            .column(action::Column::Id)
-            .filter(action::Column::Provider.eq(provider))
-            .filter(action::Column::Id.ne(except))
-            .filter(action::Column::Status.is_in([
-                ActionStatus::Running.as_str(),
-                ActionStatus::Completed.as_str(),
-            ]))
-            .filter(action::Column::CancelRequestedAt.is_null())
-            .filter(action::Column::Id.in_subquery(holders))
-            .limit(1)
-            .into_tuple::<Uuid>()
-            .one(self.connection())
-            .await?;
-        Ok(found.is_some())
+        indicators: &[(Uuid, &Parameter)],
+    ) -> Result<HashSet<Uuid>, AppError> {
+        let mut held = HashSet::new();
+        for chunk in indicators.chunks(HELD_CHUNK) {
+            // Every action with one of these indicators, by name and value.
+            let mut values_by_name: HashMap<&str, Vec<&str>> = HashMap::new();
+            for (_, parameter) in chunk {
+                values_by_name
+                    .entry(parameter.name.as_str())
+                    .or_default()
+                    .push(parameter.value.as_str());
+            }
+            let mut carriers: Vec<(Uuid, String, String)> = Vec::new();
+            for (name, values) in values_by_name {
+                let rows: Vec<(Uuid, String)> = parameter::Entity::find()
+                    .select_only()
+                    .column(parameter::Column::ActionId)
+                    .column(parameter::Column::Value)
+                    .filter(parameter::Column::Name.eq(name))
+                    .filter(parameter::Column::Value.is_in(values))
+                    .into_tuple()
+                    .all(self.connection())
+                    .await?;
+                carriers.extend(
+                    rows.into_iter()
+                        .map(|(id, value)| (id, name.to_owned(), value)),
+                );
+            }
+            // Of those, the ones that hold their indicator.
+            let mut ids: Vec<Uuid> = carriers.iter().map(|(id, ..)| *id).collect();
+            ids.sort();
+            ids.dedup();
+            let mut holding: HashSet<Uuid> = HashSet::new();
+            for ids in ids.chunks(HELD_CHUNK) {
+                let found: Vec<Uuid> = action::Entity::find()
+                    .select_only()
+                    .column(action::Column::Id)
+                    .filter(action::Column::Id.is_in(ids.to_vec()))
+                    .filter(action::Column::Provider.eq(provider))
+                    .filter(action::Column::Status.is_in([
+                        ActionStatus::Running.as_str(),
+                        ActionStatus::Completed.as_str(),
+                    ]))
+                    .filter(action::Column::CancelRequestedAt.is_null())
+                    .into_tuple()
+                    .all(self.connection())
+                    .await?;
+                holding.extend(found);
+            }
+            let mut holders: HashMap<(&str, &str), Vec<Uuid>> = HashMap::new();
+            for (id, name, value) in &carriers {
+                if holding.contains(id) {
+                    holders
+                        .entry((name.as_str(), value.as_str()))
+                        .or_default()
+                        .push(*id);
+                }
+            }
+            for (id, parameter) in chunk {
+                let key = (parameter.name.as_str(), parameter.value.as_str());
+                if holders
+                    .get(&key)
+                    .is_some_and(|ids| ids.iter().any(|holder| holder != id))
+                {
+                    held.insert(*id);
+                }
+            }
+        }
+        Ok(held)
     }
 
     /// Gives back every lease `owner` holds, due at once, so another executor
