@@ -276,6 +276,48 @@ async fn a_cancel_whose_indicator_was_removed_by_hand_still_lifts_the_others(bac
     assert_within(&defender, &DefenderLimits::documented());
 }
 
+async fn a_cancel_leaves_an_indicator_that_another_action_still_holds(backend: Backend) {
+    let defender = FakeDefender::start().await;
+    let app = on_defender(TestApp::builder(backend), &defender.provider_toml())
+        .spawn()
+        .await;
+    let (a, b) = (writer("tenant-a"), writer("tenant-b"));
+    let of_a = block_ips(&app, &a, &[ip(1), ip(2), ip(3)]).await;
+    let of_b = block_ips(&app, &b, &[ip(1)]).await;
+    wait_for_count(&app, &a, "COMPLETED", 3).await;
+    wait_for_count(&app, &b, "COMPLETED", 1).await;
+
+    // One batch of reverts: the shared indicator stays, the others go.
+    cancel_all(&app, &a, &of_a).await;
+
+    wait_for_count(&app, &a, "CANCELED", 3).await;
+    assert_eq!(
+        values(&defender),
+        [ip(1)],
+        "tenant-b's action still holds it"
+    );
+    let canceled_detail = |action: &Value| {
+        action["states"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["status"] == "CANCELED")
+            .map(|s| s["detail"].clone())
+            .unwrap_or_default()
+    };
+    let kept = app.action(&a, &of_a[0]).await;
+    let detail = canceled_detail(&kept);
+    assert!(
+        detail.as_str().is_some_and(|d| d.contains("still hold")),
+        "{kept}"
+    );
+    let lifted = app.action(&a, &of_a[1]).await;
+    assert!(canceled_detail(&lifted).is_null(), "{lifted}");
+    cancel_all(&app, &b, &of_b).await;
+    wait_for_count(&app, &b, "CANCELED", 1).await;
+    assert!(values(&defender).is_empty());
+}
+
 async fn two_replicas_share_one_budget_and_stay_within_the_limits_together(backend: Backend) {
     // Small limits and short windows, on both sides, so the budget binds.
     let limits = DefenderLimits {
@@ -467,6 +509,7 @@ crate::on_both_backends!(
     an_indicator_defender_refuses_fails_its_action_alone,
     the_15001st_active_indicator_of_a_tenant_fails_at_once_under_the_documented_cap,
     a_cancel_whose_indicator_was_removed_by_hand_still_lifts_the_others,
+    a_cancel_leaves_an_indicator_that_another_action_still_holds,
     two_replicas_share_one_budget_and_stay_within_the_limits_together,
     cancels_that_wait_for_the_budget_go_in_one_batch_delete_once_it_has_room,
     a_429_is_waited_out_without_burning_attempts,
