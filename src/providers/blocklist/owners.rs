@@ -259,14 +259,7 @@ fn parse_expiry(field: &str) -> Option<Option<i64>> {
 
 /// Appends the record of `owner` holding `indicator` until `expiry`.
 pub(super) fn push_added(out: &mut String, indicator: &str, owner: Uuid, expiry: Option<i64>) {
-    out.push_str("+\t");
-    out.push_str(indicator);
-    out.push('\t');
-    out.push_str(
-        owner
-            .as_hyphenated()
-            .encode_lower(&mut Uuid::encode_buffer()),
-    );
+    push_head(out, '+', indicator, owner);
     out.push('\t');
     match expiry {
         Some(at) => out.push_str(&at.to_string()),
@@ -277,7 +270,14 @@ pub(super) fn push_added(out: &mut String, indicator: &str, owner: Uuid, expiry:
 
 /// Appends the record of `owner` no longer holding `indicator`.
 pub(super) fn push_removed(out: &mut String, indicator: &str, owner: Uuid) {
-    out.push_str("-\t");
+    push_head(out, '-', indicator, owner);
+    out.push('\n');
+}
+
+/// The fields every record starts with: `op TAB indicator TAB owner`.
+fn push_head(out: &mut String, op: char, indicator: &str, owner: Uuid) {
+    out.push(op);
+    out.push('\t');
     out.push_str(indicator);
     out.push('\t');
     out.push_str(
@@ -285,7 +285,6 @@ pub(super) fn push_removed(out: &mut String, indicator: &str, owner: Uuid) {
             .as_hyphenated()
             .encode_lower(&mut Uuid::encode_buffer()),
     );
-    out.push('\n');
 }
 
 /// The owners file of the list `name` in `dir`.
