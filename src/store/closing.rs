@@ -20,7 +20,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IdenStatic, QueryFilter, Statement, Value,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IdenStatic, QueryFilter, QuerySelect,
+    Statement, Value,
 };
 use tracing::instrument;
 use uuid::Uuid;
@@ -117,7 +118,8 @@ impl Store {
     /// Records how each attempt of a batch ended: one result per item, in
     /// order. An item whose fence no longer holds is not written; it comes
     /// back as [`AfterWork::CancelPending`] (a cancel arrived meanwhile) or
-    /// [`AfterWork::LostLease`].
+    /// [`AfterWork::LostLease`]. Safe to call again after an error: an item
+    /// an earlier call already closed comes back as [`AfterWork::Recorded`].
     #[instrument(level = "debug", skip_all, fields(count = items.len(), db.system = self.db_system()))]
     pub(crate) async fn close_attempts(
         &self,
@@ -136,6 +138,7 @@ impl Store {
                 )
             })
             .collect();
+        let targets: Vec<ActionStatus> = transitions.iter().map(|(t, _)| t.to).collect();
         let applied = if self.backend() == DbBackend::Postgres {
             self.apply_many_postgres(transitions, now).await?
         } else {
@@ -148,14 +151,37 @@ impl Store {
             applied
         };
         let mut outcomes = Vec::with_capacity(items.len());
-        for ((lease, closing), applied) in items.iter().zip(applied) {
+        for (((lease, closing), applied), to) in items.iter().zip(applied).zip(targets) {
             outcomes.push(if applied {
                 AfterWork::Recorded
             } else {
-                self.hand_over_to_revert(lease, closing.reference()).await?
+                match self.hand_over_to_revert(lease, closing.reference()).await? {
+                    AfterWork::LostLease if self.closed_by(lease, to).await? => AfterWork::Recorded,
+                    other => other,
+                }
             });
         }
         Ok(outcomes)
+    }
+
+    /// Whether `lease`'s own attempt already closed its action with the
+    /// status `to` (the work is done and the lease token still the one it
+    /// held): an earlier try of the same recording wrote it, before a later
+    /// part of that try failed.
+    async fn closed_by(&self, lease: &Lease, to: ActionStatus) -> Result<bool, AppError> {
+        let found = action::Entity::find()
+            .select_only()
+            .column(action::Column::Id)
+            .filter(action::Column::Id.eq(lease.action_id))
+            .filter(action::Column::TenantId.eq(lease.tenant_id.as_str()))
+            .filter(action::Column::LeaseToken.eq(lease.token))
+            .filter(action::Column::Status.eq(to.as_str()))
+            .filter(action::Column::Work.is_null())
+            .filter(action::Column::LeaseOwner.is_null())
+            .into_tuple::<Uuid>()
+            .one(self.connection())
+            .await?;
+        Ok(found.is_some())
     }
 
     /// Applies `transitions` on PostgreSQL, one statement per group of the
@@ -226,6 +252,12 @@ impl Store {
                 group.iter().all(|(t, _)| value(t) == head)
             })
             .collect();
+        // The guards on the status and the work are in every row too, not
+        // constants of the statement: from a constant, a planner whose
+        // statistics predate the burst of work (a feed just invoked) expects
+        // no row in that status, scans the whole table and joins it to every
+        // row of `v` (seconds for a batch of 500); as a join with `v` they
+        // leave it the primary key lookups or one hash join.
         let mut rows = Vec::with_capacity(group.len());
         for (transition, actor) in group {
             let mut row = vec![
@@ -233,6 +265,8 @@ impl Store {
                 param(actor.tenant_id.clone().into(), &mut values),
                 param(Value::BigInt(transition.fence), &mut values),
                 param(Value::String(transition.detail.clone()), &mut values),
+                param(shape.from.as_str().into(), &mut values),
+                param(Value::String(shape.work.map(str::to_owned)), &mut values),
             ];
             for (c, (_, value)) in transition.also.iter().enumerate() {
                 if !uniform[c] {
@@ -244,7 +278,7 @@ impl Store {
             }
             rows.push(format!("({})", row.join(", ")));
         }
-        let mut names = vec!["id", "tenant_id", "token", "detail"]
+        let mut names = vec!["id", "tenant_id", "token", "detail", "from", "work"]
             .into_iter()
             .map(|n| format!("\"{n}\""))
             .collect::<Vec<_>>();
@@ -272,16 +306,13 @@ impl Store {
         let mut guards = vec![
             "a.\"id\" = v.\"id\"".to_owned(),
             "a.\"tenant_id\" = v.\"tenant_id\"".to_owned(),
-            format!(
-                "a.\"status\" = {}",
-                param(shape.from.as_str().into(), &mut values)
-            ),
+            "a.\"status\" = v.\"from\"".to_owned(),
         ];
         if shape.fenced {
             guards.push("a.\"lease_token\" = v.\"token\"".to_owned());
         }
-        if let Some(work) = shape.work {
-            guards.push(format!("a.\"work\" = {}", param(work.into(), &mut values)));
+        if shape.work.is_some() {
+            guards.push("a.\"work\" = v.\"work\"".to_owned());
         }
         let executor = &group[0].1;
         let sql = format!(
@@ -337,27 +368,30 @@ impl Store {
         }
         let due = to_micros(due);
         let put_back: std::collections::HashSet<Uuid> = if self.backend() == DbBackend::Postgres {
+            // The work guard is in every row, not a constant: see
+            // `apply_group_postgres` for why.
             let mut values: Vec<Value> = Vec::new();
             let rows: Vec<String> = leases
                 .iter()
                 .map(|lease| {
                     values.push(Value::Uuid(Some(lease.action_id)));
                     values.push(Value::BigInt(Some(lease.token)));
-                    format!("(${}::uuid, ${}::int8)", values.len() - 1, values.len())
+                    values.push(Value::String(work.map(|w| w.stored().to_owned())));
+                    let n = values.len();
+                    format!("(${}::uuid, ${}::int8, ${n}::text)", n - 2, n - 1)
                 })
                 .collect();
             values.push(due.into());
             let mut sql = format!(
                 "UPDATE \"actions\" AS a SET \"lease_owner\" = NULL, \"due_at\" = ${due}, \
                  \"attempts\" = GREATEST(a.\"attempts\" - 1, 0) \
-                 FROM (VALUES {rows}) AS v (\"id\", \"token\") \
+                 FROM (VALUES {rows}) AS v (\"id\", \"token\", \"work\") \
                  WHERE a.\"id\" = v.\"id\" AND a.\"lease_token\" = v.\"token\"",
                 due = values.len(),
                 rows = rows.join(", "),
             );
-            if let Some(work) = work {
-                values.push(work.stored().into());
-                sql.push_str(&format!(" AND a.\"work\" = ${}", values.len()));
+            if work.is_some() {
+                sql.push_str(" AND a.\"work\" = v.\"work\"");
             }
             sql.push_str(" RETURNING a.\"id\"");
             let rows = self
