@@ -50,6 +50,9 @@ enum Ending {
 /// Runs the claimed batch and records how each of its actions ended.
 pub(super) async fn run(context: Arc<Context>, batch: Vec<Claim>) {
     let Some(first) = batch.first() else { return };
+    // The batch was claimed just before: its leases last until about here
+    // plus the lease.
+    let started = Instant::now();
     let span = info_span!(
         "attempt",
         provider = %first.action.vendor.provider,
@@ -76,7 +79,7 @@ pub(super) async fn run(context: Arc<Context>, batch: Vec<Claim>) {
             Work::Execute => execute(&context, &batch).await,
             Work::Revert => revert(&context, &batch).await,
         };
-        if let Err(err) = record(&context, &batch, work, endings).await {
+        if let Err(err) = record(&context, &batch, work, endings, started).await {
             // The leases will expire and the work be claimed again.
             warn!(error = %err.for_log(), "recording the attempt failed");
         }
@@ -313,14 +316,21 @@ fn ending_of_error(context: &Context, claim: &Claim, work: Work, error: Provider
 }
 
 /// Records every ending of the batch: the closings together, the put-backs
-/// together, then the rarer retries and hand-overs.
+/// together, then the rarer retries and hand-overs. A write that fails for a
+/// passing reason (it ran out of time behind other writers, no connection
+/// was free) is tried again while the leases last, so an outcome the provider
+/// gave is not thrown away and the work done a second time when they expire.
 async fn record(
     context: &Context,
     batch: &[Claim],
     work: Work,
     endings: Vec<Ending>,
+    started: Instant,
 ) -> Result<(), AppError> {
     let store = &context.store;
+    let again = Again {
+        until: started + context.options.lease.mul_f64(LEASE_SHARE_FOR_RECORDING),
+    };
     let mut closings: Vec<(Lease, Closing)> = Vec::new();
     let mut retries: Vec<(Lease, Duration, ErrorInfo)> = Vec::new();
     // By the instant each is due again: one put-back for those due together.
@@ -334,8 +344,10 @@ async fn record(
             Ending::Throttled { until } => throttled.entry(until).or_default().push(lease),
             Ending::HandOver { reference } => {
                 after.push(
-                    store
-                        .hand_over_to_revert(&lease, reference.as_deref())
+                    again
+                        .run("a hand-over to a revert", || {
+                            store.hand_over_to_revert(&lease, reference.as_deref())
+                        })
                         .await?,
                 );
             }
@@ -345,14 +357,28 @@ async fn record(
         }
     }
     if !closings.is_empty() {
-        after.extend(store.close_attempts(&closings).await?);
+        after.extend(
+            again
+                .run("the closings", || store.close_attempts(&closings))
+                .await?,
+        );
     }
     for (until, leases) in throttled {
         metrics::provider_throttled(&batch[0].action.vendor.provider, leases.len());
-        after.extend(store.put_back(&leases, Some(work), until).await?);
+        after.extend(
+            again
+                .run("the put-backs", || {
+                    store.put_back(&leases, Some(work), until)
+                })
+                .await?,
+        );
     }
     if !retries.is_empty() {
-        after.extend(store.record_retries(&retries, work).await?);
+        after.extend(
+            again
+                .run("the retries", || store.record_retries(&retries, work))
+                .await?,
+        );
     }
     for outcome in after {
         match outcome {
@@ -368,6 +394,45 @@ async fn record(
         }
     }
     Ok(())
+}
+
+/// The part of a lease, from the start of its attempt, within which a failed
+/// recording is tried again: the rest leaves the last try room to finish
+/// before another executor may take the work over.
+const LEASE_SHARE_FOR_RECORDING: f64 = 0.75;
+/// The pause before the first new try of a recording; each further one doubles it.
+const RECORDING_PAUSE: Duration = Duration::from_millis(100);
+/// The longest pause between tries of a recording.
+const RECORDING_PAUSE_MAX: Duration = Duration::from_secs(2);
+
+/// Tries a recording again after a passing failure ([`AppError::Timeout`])
+/// until `until`. Every recording is safe to repeat: each write is fenced by
+/// its lease and guarded by the state it expects, a statement that failed
+/// wrote nothing, and a closing already written by an earlier try is
+/// recognised as such (see `Store::close_attempts`).
+struct Again {
+    until: Instant,
+}
+
+impl Again {
+    async fn run<T, F, Fut>(&self, what: &'static str, mut write: F) -> Result<T, AppError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, AppError>>,
+    {
+        let mut pause = RECORDING_PAUSE;
+        loop {
+            match write().await {
+                Err(err @ AppError::Timeout(_)) if Instant::now() + pause < self.until => {
+                    metrics::recording_retried();
+                    warn!(error = %err.for_log(), pause = ?pause, "recording {what} failed; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(RECORDING_PAUSE_MAX);
+                }
+                done => return done,
+            }
+        }
+    }
 }
 
 /// The provider and the jobs of a batch, with the index of each job's claim,

@@ -129,6 +129,10 @@ fn describe() {
         "Attempts that found their lease taken over by another claim when they ended (their result is discarded)."
     );
     describe_counter!(
+        "actiongate_executor_recording_retries_total",
+        "Recordings of how attempts ended that failed for a passing reason (a database timeout) and were tried again within the lease."
+    );
+    describe_counter!(
         "actiongate_executor_attempts_exhausted_total",
         "Work given up after --max-attempts transient failures, by work."
     );
@@ -180,6 +184,7 @@ fn describe() {
         "actiongate_executor_claims_total",
         "actiongate_executor_lease_takeovers_total",
         "actiongate_executor_leases_lost_total",
+        "actiongate_executor_recording_retries_total",
         "actiongate_events_fanned_out_total",
         "actiongate_subscription_catch_ups_total",
         "actiongate_subscriptions_too_slow_total",
@@ -352,6 +357,12 @@ pub(crate) fn in_flight(count: usize) {
 /// An attempt found its lease taken over.
 pub(crate) fn lease_lost() {
     counter!("actiongate_executor_leases_lost_total").increment(1);
+}
+
+/// A recording of how attempts ended failed for a passing reason and is
+/// tried again.
+pub(crate) fn recording_retried() {
+    counter!("actiongate_executor_recording_retries_total").increment(1);
 }
 
 /// Work given up after its last attempt.

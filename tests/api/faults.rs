@@ -1,7 +1,7 @@
-//! A bad day for the database: the disk fills up, commits fail. Nothing a
-//! client was told is stored may be lost, no block may be applied for an
-//! action that is not stored, and the gateway recovers by itself when the
-//! fault clears.
+//! A bad day for the database: the disk fills up, commits fail, writes wait
+//! too long. Nothing a client was told is stored may be lost, no block may be
+//! applied for an action that is not stored, no work done twice for it, and
+//! the gateway recovers by itself when the fault clears.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -9,7 +9,8 @@ use std::time::Duration;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, assert_no_errors, eventually, writer};
+use crate::helpers::{Backend, TestApp, assert_no_errors, eventually, statuses, writer};
+use crate::receivers::{Reply, WebhookReceiver};
 
 const INVOKE: &str = "mutation($ip: String!) { invokeAction(input: {name: \"blockIp\", parameters: [{name: \"ip\", value: $ip}]}) { id } }";
 
@@ -291,6 +292,75 @@ async fn failed_commits_are_rolled_back_and_the_gateway_recovers_when_they_succe
     );
 }
 
+/// Holds, from another connection, what keeps the gateway from writing `id`'s
+/// outcome: on PostgreSQL the action's row lock, on SQLite the write lock.
+/// The transaction is rolled back when the returned value is dropped.
+async fn hold_writes_to(db: &DatabaseConnection, id: &str) -> sea_orm::DatabaseTransaction {
+    use sea_orm::TransactionTrait;
+    let txn = db.begin().await.unwrap();
+    let statement = match db.get_database_backend() {
+        DbBackend::Postgres => format!("SELECT id FROM actions WHERE id = '{id}'::uuid FOR UPDATE"),
+        // Any write takes SQLite's one write lock until the transaction ends.
+        _ => "CREATE TABLE write_hold (x INTEGER)".to_owned(),
+    };
+    txn.execute_unprepared(&statement).await.unwrap();
+    txn
+}
+
+/// The provider applied the action, but writing that down runs out of time
+/// behind a lock held for several statement timeouts. The executor tries the
+/// write again while its lease lasts: the action completes once the lock is
+/// gone, and the provider is not called a second time (which it would be if
+/// the outcome were dropped and the lease left to expire).
+async fn an_outcome_that_cannot_be_written_in_time_is_written_once_the_database_lets_it(
+    backend: Backend,
+) {
+    let receiver =
+        WebhookReceiver::start(|_, _| Reply::slow(200, Duration::from_millis(1500))).await;
+    let app = TestApp::builder(backend)
+        .with_executor()
+        .configure(|c| {
+            c.store.statement_timeout = Duration::from_millis(400);
+            c.executor.lease = Duration::from_secs(30);
+        })
+        .providers(&receiver.provider_toml("10s"))
+        .spawn()
+        .await;
+    let token = writer("tenant-a");
+    let db = Database::connect(app.database.url.as_str()).await.unwrap();
+    let id = app.invoke(&token, "blockIp", "ip", "198.51.100.41").await;
+    eventually("the execute request", || async {
+        receiver.count(&id, "execute") == 1
+    })
+    .await;
+
+    // The provider answers 1.5 s after the request; its outcome's first
+    // writes run out of time behind the lock until it is let go at 4 s.
+    let held = hold_writes_to(&db, &id).await;
+    let before = app.action(&token, &id).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    held.rollback().await.unwrap();
+
+    let completed = app.wait_for_status(&token, &id, "COMPLETED").await;
+    assert_eq!(before["status"], "RUNNING", "{before}");
+    assert_eq!(
+        statuses(&completed),
+        ["NOT_STARTED", "RUNNING", "COMPLETED"]
+    );
+    assert_eq!(
+        receiver.count(&id, "execute"),
+        1,
+        "the outcome the provider gave was written, not the work done again"
+    );
+    let retries = crate::operations::total(
+        &crate::operations::samples(&app.get_text("/metrics").await),
+        "actiongate_executor_recording_retries_total",
+        &[],
+    );
+    assert!(retries >= 1.0, "the write was tried again: {retries}");
+}
+
 crate::on_both_backends!(
-    failed_commits_are_rolled_back_and_the_gateway_recovers_when_they_succeed_again
+    failed_commits_are_rolled_back_and_the_gateway_recovers_when_they_succeed_again,
+    an_outcome_that_cannot_be_written_in_time_is_written_once_the_database_lets_it,
 );

@@ -99,7 +99,7 @@ async fn text_logs_written_to_a_pipe_carry_no_colour_codes() {
 }
 
 /// The samples of a Prometheus text page: `name{labels}` → value.
-fn samples(page: &str) -> std::collections::HashMap<String, f64> {
+pub(crate) fn samples(page: &str) -> std::collections::HashMap<String, f64> {
     page.lines()
         .filter(|line| !line.starts_with('#') && !line.is_empty())
         .filter_map(|line| {
@@ -110,7 +110,11 @@ fn samples(page: &str) -> std::collections::HashMap<String, f64> {
 }
 
 /// The sum of every sample of `family` whose labels include all of `labels`.
-fn total(samples: &std::collections::HashMap<String, f64>, family: &str, labels: &[&str]) -> f64 {
+pub(crate) fn total(
+    samples: &std::collections::HashMap<String, f64>,
+    family: &str,
+    labels: &[&str],
+) -> f64 {
     samples
         .iter()
         .filter(|(series, _)| {
@@ -281,6 +285,7 @@ async fn metrics_families_move_with_traffic(backend: crate::helpers::Backend) {
     );
     for family in [
         "actiongate_executor_leases_lost_total",
+        "actiongate_executor_recording_retries_total",
         "actiongate_executor_lease_takeovers_total",
         "actiongate_executor_attempts_exhausted_total",
         "actiongate_events_fanned_out_total",
