@@ -1,0 +1,4 @@
+-- The page alone: the first 20 (+1) COMPLETED of tenant-0, newest first, with parameters and states in the row.
+-- Against a database seeded by `actiongate-bench seed --actions 500000 --tenants 5`:
+--   pgbench -n -M prepared -c 8 -j 2 -T 8 -f bench/sql/page.sql "$PG"
+SELECT "actions".*, (SELECT CAST(json_agg(json_build_array(p.name, p.value) ORDER BY p.position) AS TEXT) FROM action_parameters p WHERE p.action_id = "actions"."id" AND p.tenant_id = "actions"."tenant_id") AS parameters_json, (SELECT CAST(json_agg(json_build_array(s.id, s.seq, s.app_id, s.user_name, s.status, s.previous_status, s.occurred_at, s.detail) ORDER BY s.id) AS TEXT) FROM action_states s WHERE s.action_id = "actions"."id" AND s.tenant_id = "actions"."tenant_id") AS states_json FROM actions WHERE tenant_id = 'tenant-0' AND status IN ('Completed') ORDER BY created_at DESC, id DESC LIMIT 21;
