@@ -19,10 +19,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IdenStatic, QueryFilter, QuerySelect,
-    Statement, Value,
-};
+use sea_orm::{ColumnTrait, DbBackend, EntityTrait, IdenStatic, QueryFilter, QuerySelect, Value};
 use tracing::instrument;
 use uuid::Uuid;
 
@@ -334,14 +331,7 @@ impl Store {
             from = param(shape.from.as_str().into(), &mut values),
             at = param(at.into(), &mut values),
         );
-        let rows = self
-            .connection()
-            .query_all_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                sql,
-                values,
-            ))
-            .await?;
+        let rows = self.query_postgres(sql, values).await?;
         let moved = returned_ids(&rows, "action_id")?;
         if !moved.is_empty() {
             metrics::action_transitions(shape.to.as_str(), moved.len());
@@ -394,14 +384,7 @@ impl Store {
                 sql.push_str(" AND a.\"work\" = v.\"work\"");
             }
             sql.push_str(" RETURNING a.\"id\"");
-            let rows = self
-                .connection()
-                .query_all_raw(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    sql,
-                    values,
-                ))
-                .await?;
+            let rows = self.query_postgres(sql, values).await?;
             returned_ids(&rows, "id")?
         } else {
             let txn = self.begin_write().await?;

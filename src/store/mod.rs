@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    QueryResult, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, Value,
 };
 use tokio::sync::Notify;
 use tracing::info;
@@ -248,6 +248,17 @@ impl Store {
 
     pub(crate) fn connection(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// Runs `sql`, written for PostgreSQL with `$n` placeholders for
+    /// `values`, and returns its rows.
+    pub(super) async fn query_postgres(
+        &self,
+        sql: String,
+        values: Vec<Value>,
+    ) -> Result<Vec<QueryResult>, AppError> {
+        let statement = Statement::from_sql_and_values(DbBackend::Postgres, sql, values);
+        Ok(self.db.query_all_raw(statement).await?)
     }
 
     /// Starts a transaction that will write. On SQLite it takes the write lock

@@ -136,14 +136,7 @@ impl Store {
             if let Some(order) = order {
                 sql.push_str(&format!(" ORDER BY {order}"));
             }
-            let rows = self
-                .connection()
-                .query_all_raw(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    sql,
-                    values,
-                ))
-                .await?;
+            let rows = self.query_postgres(sql, values).await?;
             for row in rows {
                 found.push(M::from_query_result(&row, "")?);
             }
