@@ -70,6 +70,7 @@ pub use auth::{READ_ROLE, READ_WRITE_ROLE};
 pub use config::cli::{Cli, Command, LogFormat, Settings, TokenArgs};
 pub use config::{Config, TokenKeys, trace_export};
 pub use domain::time::parse_duration;
+pub use error::AppError;
 pub use events::{EventHub, cursor as event_cursor, feed as event_feed};
 pub use graphql::sdl;
 pub use providers::config::ProvidersFile;

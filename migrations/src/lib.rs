@@ -16,6 +16,7 @@ mod m20261203_000001_action_counters;
 mod m20261210_000001_create_gateway_secrets;
 mod m20261215_000001_action_trace_context;
 mod m20261216_000001_create_provider_budget;
+mod m20261217_000001_fold_counter_slots;
 
 /// The counters table and what reads and repairs it.
 pub mod counters {
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261210_000001_create_gateway_secrets::Migration),
             Box::new(m20261215_000001_action_trace_context::Migration),
             Box::new(m20261216_000001_create_provider_budget::Migration),
+            Box::new(m20261217_000001_fold_counter_slots::Migration),
         ]
     }
 }

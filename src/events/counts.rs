@@ -9,6 +9,9 @@
 //! While nothing changes it does no database work at all. Subscribers see the
 //! latest value (a slow one skips values, never lags behind). The watcher ends
 //! when its last subscriber leaves.
+//!
+//! The same broadcast paces the folding of the counters' striped rows
+//! ([`fold_counters`]): after a change, never while nothing changes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +19,8 @@ use std::time::Duration;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tracing::warn;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
 
 use super::{EventHub, StatusEvent};
 use crate::domain::filter::ActionFilter;
@@ -25,6 +29,10 @@ use crate::error::AppError;
 
 /// The shortest time between two reads of one watcher's counts.
 pub(crate) const COALESCE: Duration = Duration::from_millis(250);
+
+/// How long after a change the counters' striped rows are folded; also the
+/// shortest time between two folds.
+pub(crate) const FOLD_AFTER: Duration = Duration::from_secs(10);
 
 /// Counts by status, every status listed in lifecycle order.
 pub(crate) type Counts = Arc<Vec<(ActionStatus, u64)>>;
@@ -183,5 +191,49 @@ impl Watcher {
 
     fn forget_anyway(&self) {
         self.hub.watchers().remove(&self.key);
+    }
+}
+
+/// Folds the counters' striped rows into one row per key
+/// (`Store::fold_counters`) once at start, then [`FOLD_AFTER`] after the
+/// first change since the last fold (events carry every replica's changes),
+/// until `stop`: totals read one row per key once changes quieten, and
+/// nothing touches the database while nothing changes. Several replicas may
+/// fold at once; each skips the rows another holds.
+pub(super) async fn fold_counters(hub: &EventHub, stop: &CancellationToken) {
+    let mut live = hub.subscribe();
+    // A fold is owed without a change: at start, or after one that failed.
+    let mut owed = true;
+    loop {
+        if owed {
+            owed = false;
+            match hub.store().fold_counters().await {
+                Ok(0) => {}
+                Ok(folded) => debug!(folded, "counter rows folded"),
+                Err(AppError::Timeout(err)) => {
+                    debug!(error = %err, "folding counter rows met a writer; trying again later");
+                    owed = true;
+                }
+                Err(err) => {
+                    warn!(error = %err.for_log(), "folding counter rows");
+                    owed = true;
+                }
+            }
+        }
+        if !owed {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                batch = live.recv() => if let Err(RecvError::Closed) = batch {
+                    return;
+                },
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(FOLD_AFTER) => {}
+        }
+        // What arrived meanwhile is covered by the fold that follows.
+        while let Ok(_) | Err(TryRecvError::Lagged(_)) = live.try_recv() {}
+        owed = true;
     }
 }

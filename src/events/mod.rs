@@ -12,7 +12,8 @@
 //!
 //! Subscribers ([`feed::watch`]) take their tenant's events from the broadcast,
 //! and from the database when they resume from a cursor or fall behind. Live
-//! counts (`counts`) follow the same broadcast to know when to count again.
+//! counts (`counts`) follow the same broadcast to know when to count again,
+//! and when to fold the counters' striped rows.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -184,9 +185,13 @@ impl EventHub {
         self.inner.wake.notify_one();
     }
 
-    /// Runs the relay and the tail until `stop`.
+    /// Runs the relay, the tail and the folding of the counters until `stop`.
     pub(crate) async fn run(self, stop: CancellationToken) {
-        tokio::join!(relay(&self, &stop), tail(&self, &stop));
+        tokio::join!(
+            relay(&self, &stop),
+            tail(&self, &stop),
+            counts::fold_counters(&self, &stop)
+        );
     }
 }
 

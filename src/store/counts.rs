@@ -161,6 +161,86 @@ impl Store {
     }
 }
 
+/// Most counter rows one folding statement moves.
+const FOLD_BATCH: i64 = 5_000;
+
+/// PostgreSQL: moves up to `$1` counter rows of slots 1 and up into slot 0
+/// of their key, in one statement, and returns how many it moved. Rows a
+/// writer holds are skipped; the deleted rows' sum is added to slot 0 in the
+/// same statement, so every snapshot sums to the same totals. The slot-0
+/// upserts go in key order, as the triggers' do.
+const FOLD_SLOTS: &str = "WITH picked AS ( \
+       SELECT tenant_id, span, bucket, status, name, provider, slot FROM action_counters \
+       WHERE slot <> 0 \
+       ORDER BY tenant_id, span, bucket, status, name, provider, slot \
+       LIMIT $1 FOR UPDATE SKIP LOCKED \
+     ), moved AS ( \
+       DELETE FROM action_counters AS c USING picked AS p \
+       WHERE c.tenant_id = p.tenant_id AND c.span = p.span AND c.bucket = p.bucket \
+         AND c.status = p.status AND c.name = p.name AND c.provider = p.provider \
+         AND c.slot = p.slot \
+       RETURNING c.tenant_id, c.span, c.bucket, c.status, c.name, c.provider, c.n \
+     ), folded AS ( \
+       INSERT INTO action_counters AS c (tenant_id, span, bucket, status, name, provider, slot, n) \
+       SELECT tenant_id, span, bucket, status, name, provider, 0, SUM(n) FROM moved \
+       GROUP BY tenant_id, span, bucket, status, name, provider \
+       HAVING SUM(n) <> 0 \
+       ORDER BY tenant_id, span, bucket, status, name, provider \
+       ON CONFLICT (tenant_id, span, bucket, status, name, provider, slot) \
+       DO UPDATE SET n = c.n + EXCLUDED.n \
+       RETURNING 1 \
+     ) \
+     SELECT CAST(COUNT(*) AS BIGINT) AS moved FROM moved";
+
+impl Store {
+    /// Folds the counter rows of slots 1 and up into slot 0 of their key, so
+    /// a total sums one row per key instead of up to
+    /// [`SLOTS`](migrations::counters::SLOTS); returns how many rows it moved.
+    ///
+    /// Counts stay exact throughout: each statement deletes the rows it moves
+    /// and adds their sum to slot 0 at once. It never holds writers up for
+    /// long nor deadlocks with them: rows a writer holds are skipped (a later
+    /// fold takes them), and a fold that would wait on a writer's slot-0 row
+    /// longer than [`FOLD_LOCK_TIMEOUT`] gives up (a database timeout) before
+    /// PostgreSQL's deadlock check could pick the writer instead. SQLite's
+    /// counters are one row per key already: nothing to fold.
+    #[instrument(level = "debug", skip(self), fields(db.system = self.db_system()))]
+    pub async fn fold_counters(&self) -> Result<u64, AppError> {
+        if self.backend() != DbBackend::Postgres {
+            return Ok(0);
+        }
+        let mut moved = 0;
+        loop {
+            let txn = self.begin_write().await?;
+            txn.execute_unprepared(&format!(
+                "SET LOCAL lock_timeout = '{}ms'",
+                FOLD_LOCK_TIMEOUT.as_millis()
+            ))
+            .await?;
+            let row = txn
+                .query_one_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    FOLD_SLOTS,
+                    [FOLD_BATCH.into()],
+                ))
+                .await?;
+            txn.commit().await?;
+            let n: i64 = match row {
+                Some(row) => row.try_get("", "moved")?,
+                None => 0,
+            };
+            moved += u64::try_from(n).unwrap_or(0);
+            if n < FOLD_BATCH {
+                return Ok(moved);
+            }
+        }
+    }
+}
+
+/// How long a fold of the counters waits for a writer's lock before giving
+/// up; well under PostgreSQL's `deadlock_timeout` (1 s by default).
+pub(crate) const FOLD_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The name of the one column of a total's statement.
 pub(super) const TOTAL: &str = "total_count";
 
