@@ -21,8 +21,8 @@ mod m20261217_000001_fold_counter_slots;
 /// The counters table and what reads and repairs it.
 pub mod counters {
     pub use super::m20261203_000001_action_counters::{
-        COUNTER_DRIFT, COUNTERS_TABLE, DAY_MICROS, FILL_COUNTERS, HOUR_MICROS, SLOTS, SPAN_ALL,
-        SPAN_DAY, SPAN_HOUR,
+        COUNTER_DRIFT, COUNTERS_TABLE, DAY_MICROS, FILL_COUNTERS, FOLD_SLOTS, HOUR_MICROS, SLOTS,
+        SPAN_ALL, SPAN_DAY, SPAN_HOUR,
     };
 }
 

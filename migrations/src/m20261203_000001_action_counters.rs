@@ -62,7 +62,7 @@ enum ActionCounters {
 }
 
 /// The key columns, in the order of the primary key (and of upserts).
-const KEY: &str = "tenant_id, span, bucket, status, name, provider, slot";
+pub(crate) const KEY: &str = "tenant_id, span, bucket, status, name, provider, slot";
 
 /// The bucket of `created_at` (a column expression) in the span `span` (a
 /// column expression).
@@ -92,6 +92,46 @@ pub static FILL_COUNTERS: std::sync::LazyLock<String> = std::sync::LazyLock::new
         spans = spans(),
     )
 });
+
+/// The key columns but the slot.
+const KEY_BUT_SLOT: &str = "tenant_id, span, bucket, status, name, provider";
+
+/// PostgreSQL: moves up to `$1` counter rows of slots 1 and up into slot 0
+/// of their key, in one statement, and returns how many it moved (`moved`).
+/// Rows a writer holds are skipped; the deleted rows' sum is added to slot 0
+/// in the same statement, so every snapshot sums to the same totals. The
+/// slot-0 upserts go in key order, as the triggers' do.
+pub static FOLD_SLOTS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH picked AS ( \
+           SELECT {KEY} FROM {COUNTERS_TABLE} WHERE slot <> 0 \
+           ORDER BY {KEY} LIMIT $1 FOR UPDATE SKIP LOCKED \
+         ), moved AS ( \
+           DELETE FROM {COUNTERS_TABLE} AS c USING picked AS p \
+           WHERE ({c_key}) = ({p_key}) \
+           RETURNING {c_key_but_slot}, c.n \
+         ), folded AS ( \
+           INSERT INTO {COUNTERS_TABLE} AS c ({KEY}, n) \
+           SELECT {KEY_BUT_SLOT}, 0, SUM(n) FROM moved \
+           GROUP BY {KEY_BUT_SLOT} HAVING SUM(n) <> 0 ORDER BY {KEY_BUT_SLOT} \
+           ON CONFLICT ({KEY}) DO UPDATE SET n = c.n + EXCLUDED.n \
+           RETURNING 1 \
+         ) \
+         SELECT CAST(COUNT(*) AS BIGINT) AS moved FROM moved",
+        c_key = qualified("c", KEY),
+        p_key = qualified("p", KEY),
+        c_key_but_slot = qualified("c", KEY_BUT_SLOT),
+    )
+});
+
+/// `columns` (a comma-separated list) each prefixed with `alias.`.
+fn qualified(alias: &str, columns: &str) -> String {
+    columns
+        .split(", ")
+        .map(|column| format!("{alias}.{column}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// Every counter key whose counters do not add up to the actions it counts,
 /// with the difference (`drift` = counted − actual): empty when they are exact.

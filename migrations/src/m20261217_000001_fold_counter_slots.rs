@@ -13,6 +13,9 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 
+use crate::counters::COUNTERS_TABLE;
+use crate::m20261203_000001_action_counters::KEY;
+
 pub struct Migration;
 
 impl MigrationName for Migration {
@@ -22,7 +25,7 @@ impl MigrationName for Migration {
 }
 
 /// The partial index of the rows of slots 1 and up.
-pub const STRIPED_INDEX: &str = "ix_action_counters_striped";
+const STRIPED_INDEX: &str = "ix_action_counters_striped";
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
@@ -33,8 +36,7 @@ impl MigrationTrait for Migration {
         manager
             .get_connection()
             .execute_unprepared(&format!(
-                "CREATE INDEX IF NOT EXISTS {STRIPED_INDEX} ON action_counters \
-                 (tenant_id, span, bucket, status, name, provider, slot) WHERE slot <> 0"
+                "CREATE INDEX IF NOT EXISTS {STRIPED_INDEX} ON {COUNTERS_TABLE} ({KEY}) WHERE slot <> 0"
             ))
             .await?;
         Ok(())

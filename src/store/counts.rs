@@ -12,7 +12,8 @@
 use std::collections::HashMap;
 
 use migrations::counters::{
-    COUNTER_DRIFT, DAY_MICROS, FILL_COUNTERS, HOUR_MICROS, SPAN_ALL, SPAN_DAY, SPAN_HOUR,
+    COUNTER_DRIFT, DAY_MICROS, FILL_COUNTERS, FOLD_SLOTS, HOUR_MICROS, SPAN_ALL, SPAN_DAY,
+    SPAN_HOUR,
 };
 use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, Query, SelectStatement, UnionType};
 use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement};
@@ -164,34 +165,6 @@ impl Store {
 /// Most counter rows one folding statement moves.
 const FOLD_BATCH: i64 = 5_000;
 
-/// PostgreSQL: moves up to `$1` counter rows of slots 1 and up into slot 0
-/// of their key, in one statement, and returns how many it moved. Rows a
-/// writer holds are skipped; the deleted rows' sum is added to slot 0 in the
-/// same statement, so every snapshot sums to the same totals. The slot-0
-/// upserts go in key order, as the triggers' do.
-const FOLD_SLOTS: &str = "WITH picked AS ( \
-       SELECT tenant_id, span, bucket, status, name, provider, slot FROM action_counters \
-       WHERE slot <> 0 \
-       ORDER BY tenant_id, span, bucket, status, name, provider, slot \
-       LIMIT $1 FOR UPDATE SKIP LOCKED \
-     ), moved AS ( \
-       DELETE FROM action_counters AS c USING picked AS p \
-       WHERE c.tenant_id = p.tenant_id AND c.span = p.span AND c.bucket = p.bucket \
-         AND c.status = p.status AND c.name = p.name AND c.provider = p.provider \
-         AND c.slot = p.slot \
-       RETURNING c.tenant_id, c.span, c.bucket, c.status, c.name, c.provider, c.n \
-     ), folded AS ( \
-       INSERT INTO action_counters AS c (tenant_id, span, bucket, status, name, provider, slot, n) \
-       SELECT tenant_id, span, bucket, status, name, provider, 0, SUM(n) FROM moved \
-       GROUP BY tenant_id, span, bucket, status, name, provider \
-       HAVING SUM(n) <> 0 \
-       ORDER BY tenant_id, span, bucket, status, name, provider \
-       ON CONFLICT (tenant_id, span, bucket, status, name, provider, slot) \
-       DO UPDATE SET n = c.n + EXCLUDED.n \
-       RETURNING 1 \
-     ) \
-     SELECT CAST(COUNT(*) AS BIGINT) AS moved FROM moved";
-
 impl Store {
     /// Folds the counter rows of slots 1 and up into slot 0 of their key, so
     /// a total sums one row per key instead of up to
@@ -220,7 +193,7 @@ impl Store {
             let row = txn
                 .query_one_raw(Statement::from_sql_and_values(
                     DbBackend::Postgres,
-                    FOLD_SLOTS,
+                    FOLD_SLOTS.as_str(),
                     [FOLD_BATCH.into()],
                 ))
                 .await?;
