@@ -75,7 +75,7 @@ pub use events::{EventHub, cursor as event_cursor, feed as event_feed};
 pub use graphql::sdl;
 pub use providers::config::ProvidersFile;
 pub use service::rate_limit::{Rate, RateLimits};
-pub use store::{CounterDrift, Store};
+pub use store::{APPLICATION_NAME, CounterDrift, PLANNED_ONCE_APPLICATION_NAME, Store};
 pub use telemetry::trace::{TraceExport, Tracer, layer as trace_export_layer};
 
 // What the fuzz targets in `fuzz/` drive; not an API.

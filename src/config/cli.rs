@@ -122,7 +122,8 @@ pub struct Settings {
     /// Required token audience (`aud`); unchecked when unset.
     #[arg(long, env = "ACTIONGATE_JWT_AUDIENCE", global = true)]
     pub jwt_audience: Option<String>,
-    /// Most database connections.
+    /// Most database connections, of all pools together (on PostgreSQL a
+    /// quarter serve list pages with one plan kept per statement).
     #[arg(
         long,
         env = "ACTIONGATE_DB_MAX_CONNECTIONS",

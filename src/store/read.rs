@@ -8,8 +8,8 @@ use std::sync::OnceLock;
 
 use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, JoinType, Query, SelectStatement};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, Order, QueryFilter,
-    QueryOrder, QuerySelect, Statement,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, FromQueryResult,
+    Order, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use tracing::instrument;
 use uuid::Uuid;
@@ -20,7 +20,7 @@ use super::entities::{action, parameter, state};
 use super::filter_sql::tenant_condition;
 use super::parts::{Parts, PartsWanted, with_parts};
 use crate::domain::action::{Action, Parameter, StateChange};
-use crate::domain::filter::ActionFilter;
+use crate::domain::filter::{ActionFilter, Timestamp};
 use crate::domain::page::{ActionOrder, Cursor, Direction, OrderField, PageDirection, PageRequest};
 use crate::error::AppError;
 
@@ -73,7 +73,9 @@ impl Store {
         wanted: PartsWanted,
     ) -> Result<Option<(Action, Parts)>, AppError> {
         let statement = lookup_statement(self.backend(), tenant, id, wanted);
-        let mut read = self.read_actions(statement, wanted, 1, false).await?;
+        let mut read = self
+            .read_actions(self.connection(), statement, wanted, 1, false)
+            .await?;
         Ok(read.actions.pop().map(|action| (action, read.parts)))
     }
 
@@ -193,12 +195,22 @@ impl Store {
             statement = beside_total(statement, total, key, sql_order);
         }
         let statement = self.backend().build(&statement);
+        let connection = match plan_is_value_independent(filter, order.field) {
+            true => self.reads_planned_once(),
+            false => self.connection(),
+        };
         let Read {
             mut actions,
             parts,
             total,
         } = self
-            .read_actions(statement, wanted, page.size as usize + 1, counted)
+            .read_actions(
+                connection,
+                statement,
+                wanted,
+                page.size as usize + 1,
+                counted,
+            )
             .await?;
         let has_more = actions.len() as u64 > page.size;
         actions.truncate(page.size as usize);
@@ -244,15 +256,16 @@ impl Store {
 
     /// Runs `statement` (of whole action rows and the parts `wanted`, see
     /// [`with_parts`]; and the total, when `counted`, see [`beside_total`])
-    /// and decodes what it read.
+    /// on `connection` and decodes what it read.
     async fn read_actions(
         &self,
+        connection: &DatabaseConnection,
         statement: Statement,
         wanted: PartsWanted,
         expected: usize,
         counted: bool,
     ) -> Result<Read, AppError> {
-        let rows = self.connection().query_all_raw(statement).await?;
+        let rows = connection.query_all_raw(statement).await?;
         let mut actions = Vec::with_capacity(rows.len().min(expected));
         let mut parts = Parts::wanted(wanted);
         let mut total = None;
@@ -402,6 +415,61 @@ fn beside_total(
         .to_owned()
 }
 
+/// Whether the best plan of a page of the actions passing `filter`, ordered
+/// by `field`, is the same whatever the values of the filter, the cursor and
+/// the page size: when an index of the tenant's actions holds exactly the
+/// filter's one equality (one status, name, provider, app or user, or none)
+/// followed by the sort key, reading that index in order up to the page's
+/// end is the best plan for every value, and bounds on the sort key narrow
+/// the same index. Any other filter (two values of a field, two fields,
+/// bounds on the other timestamp, text, parameters, `and`/`or`/`not`) is
+/// planned for its values.
+fn plan_is_value_independent(filter: &ActionFilter, field: OrderField) -> bool {
+    let ActionFilter {
+        ids,
+        statuses,
+        names,
+        providers,
+        app_id,
+        user,
+        client_context,
+        parameter,
+        times,
+        prefixes,
+        and,
+        or,
+        not,
+    } = filter;
+    let one = |values: Option<usize>| values.is_none_or(|n| n == 1);
+    let sort_key = match field {
+        OrderField::CreatedAt => Timestamp::Created,
+        OrderField::LastActionAt => Timestamp::LastAction,
+    };
+    let equalities = [
+        statuses.as_ref().map(Vec::len),
+        names.as_ref().map(Vec::len),
+        providers.as_ref().map(Vec::len),
+        app_id.as_ref().map(|_| 1),
+        user.as_ref().map(|_| 1),
+    ];
+    // Only `(tenant_id, status, last_action_at, id)` leads to the other sort key.
+    let indexed = match field {
+        OrderField::CreatedAt => true,
+        OrderField::LastActionAt => equalities[1..].iter().all(Option::is_none),
+    };
+    ids.is_none()
+        && client_context.is_none()
+        && parameter.is_none()
+        && prefixes.is_empty()
+        && and.is_empty()
+        && or.is_none()
+        && not.is_none()
+        && times.iter().all(|bound| bound.timestamp == sort_key)
+        && equalities.iter().filter(|values| values.is_some()).count() <= 1
+        && equalities.iter().all(|values| one(*values))
+        && indexed
+}
+
 fn sort_column(field: OrderField) -> action::Column {
     match field {
         OrderField::CreatedAt => action::Column::CreatedAt,
@@ -426,6 +494,114 @@ fn beyond(key: action::Column, cursor: &Cursor, direction: Direction, inclusive:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::filter::{Comparison, TimeBound};
+    use crate::domain::status::ActionStatus;
+
+    fn bound(timestamp: Timestamp) -> TimeBound {
+        TimeBound {
+            timestamp,
+            comparison: Comparison::After,
+            at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn only_pages_an_index_reads_in_order_whatever_the_values_keep_one_plan() {
+        use OrderField::{CreatedAt, LastActionAt};
+        let status = |s: Vec<ActionStatus>| ActionFilter {
+            statuses: Some(s),
+            ..ActionFilter::default()
+        };
+        let name = ActionFilter {
+            names: Some(vec!["blockIp"]),
+            ..ActionFilter::default()
+        };
+        let user = ActionFilter {
+            user: Some("ana".into()),
+            ..ActionFilter::default()
+        };
+        let completed = status(vec![ActionStatus::Completed]);
+        let with_times = |mut f: ActionFilter, t: Timestamp| {
+            f.times.push(bound(t));
+            f
+        };
+        let planned_once = [
+            (ActionFilter::default(), CreatedAt),
+            (ActionFilter::default(), LastActionAt),
+            (completed.clone(), CreatedAt),
+            (completed.clone(), LastActionAt),
+            (name.clone(), CreatedAt),
+            (user.clone(), CreatedAt),
+            (with_times(completed.clone(), Timestamp::Created), CreatedAt),
+            (
+                with_times(completed.clone(), Timestamp::LastAction),
+                LastActionAt,
+            ),
+        ];
+        for (filter, field) in planned_once {
+            assert!(
+                plan_is_value_independent(&filter, field),
+                "{filter:?} {field:?}"
+            );
+        }
+        let mut two_fields = completed.clone();
+        two_fields.names = Some(vec!["blockIp"]);
+        let planned_for_values = [
+            (
+                status(vec![ActionStatus::Completed, ActionStatus::Failed]),
+                CreatedAt,
+            ),
+            (status(vec![]), CreatedAt),
+            (two_fields, CreatedAt),
+            (name, LastActionAt),
+            (user, LastActionAt),
+            (
+                with_times(completed.clone(), Timestamp::LastAction),
+                CreatedAt,
+            ),
+            (
+                ActionFilter {
+                    ids: Some(vec![Uuid::nil()]),
+                    ..ActionFilter::default()
+                },
+                CreatedAt,
+            ),
+            (
+                ActionFilter {
+                    client_context: Some("case-1".into()),
+                    ..ActionFilter::default()
+                },
+                CreatedAt,
+            ),
+            (
+                ActionFilter {
+                    or: Some(vec![completed.clone()]),
+                    ..ActionFilter::default()
+                },
+                CreatedAt,
+            ),
+            (
+                ActionFilter {
+                    not: Some(Box::new(completed.clone())),
+                    ..ActionFilter::default()
+                },
+                CreatedAt,
+            ),
+            (
+                ActionFilter {
+                    and: vec![completed],
+                    ..ActionFilter::default()
+                },
+                CreatedAt,
+            ),
+        ];
+        for (filter, field) in planned_for_values {
+            assert!(
+                !plan_is_value_independent(&filter, field),
+                "{filter:?} {field:?}"
+            );
+        }
+    }
 
     #[test]
     fn a_kept_lookup_statement_is_the_one_built_afresh() {

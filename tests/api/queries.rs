@@ -765,6 +765,80 @@ async fn a_filter_the_counters_cannot_answer_is_counted_from_the_rows_beside_the
     }
 }
 
+/// On PostgreSQL, a page whose best plan cannot depend on its values (one
+/// status, say) runs on the connections that keep one plan per statement;
+/// a page of two statuses is planned for its values, on the others.
+async fn only_pages_whose_plan_cannot_depend_on_their_values_keep_one_plan(backend: Backend) {
+    use actiongate::{APPLICATION_NAME, PLANNED_ONCE_APPLICATION_NAME};
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+    let app = TestApp::spawn(backend).await;
+    let token = writer("tenant-a");
+    app.invoke(&token, "blockIp", "ip", "10.0.0.1").await;
+    let admin = sea_orm::Database::connect(app.database.url.as_str())
+        .await
+        .expect("connect to the test database");
+    // The last statement of each session of the app's pool `name`.
+    let last_statements = |name: &'static str| {
+        let admin = &admin;
+        async move {
+            let rows = admin
+                .query_all_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT query FROM pg_stat_activity \
+                     WHERE datname = current_database() AND application_name = $1 ORDER BY pid",
+                    [name.into()],
+                ))
+                .await
+                .expect("read pg_stat_activity");
+            rows.iter()
+                .map(|row| row.try_get::<String>("", "query").unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    // The statuses a page statement filters on: how many placeholders in
+    // its first status condition (that of the total, which leads the text:
+    // `pg_stat_activity` keeps only the first 1 KiB of a statement).
+    let statuses_filtered = |statement: &str| {
+        let (_, after) = statement.split_once("\"status\" IN (")?;
+        let (list, _) = after.split_once(')')?;
+        Some(list.split(", ").count())
+    };
+
+    let one = page(
+        &app,
+        &token,
+        json!({"first": 5, "filter": {"status": ["NOT_STARTED"]}}),
+    )
+    .await;
+    assert_eq!(one["totalCount"], json!(1));
+    let kept = last_statements(PLANNED_ONCE_APPLICATION_NAME).await;
+    assert!(
+        kept.iter().any(|q| statuses_filtered(q) == Some(1)),
+        "the page of one status ran where plans are kept: {kept:#?}"
+    );
+
+    let two = page(
+        &app,
+        &token,
+        json!({"first": 5, "filter": {"status": ["NOT_STARTED", "FAILED"]}}),
+    )
+    .await;
+    assert_eq!(two["totalCount"], json!(1));
+    assert_eq!(
+        last_statements(PLANNED_ONCE_APPLICATION_NAME).await,
+        kept,
+        "nothing else ran where plans are kept"
+    );
+    let planned = last_statements(APPLICATION_NAME).await;
+    assert!(
+        planned.iter().any(|q| statuses_filtered(q) == Some(2)),
+        "the page of two statuses was planned for its values: {planned:#?}"
+    );
+}
+
+crate::on_postgres!(postgres_plans: only_pages_whose_plan_cannot_depend_on_their_values_keep_one_plan);
+
 crate::on_both_backends!(
     action_of_an_unknown_id_is_null_and_a_malformed_id_is_bad_user_input,
     pages_walk_forward_and_backward_without_gaps_while_actions_are_added,
