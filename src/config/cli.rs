@@ -123,7 +123,7 @@ pub struct Settings {
     #[arg(long, env = "ACTIONGATE_JWT_AUDIENCE", global = true)]
     pub jwt_audience: Option<String>,
     /// Most database connections, of all pools together (on PostgreSQL a
-    /// quarter serve list pages with one plan kept per statement).
+    /// quarter serve list pages and counts with one plan kept per statement).
     #[arg(
         long,
         env = "ACTIONGATE_DB_MAX_CONNECTIONS",

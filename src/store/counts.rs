@@ -51,14 +51,20 @@ impl Store {
         tenant: &str,
         filter: &ActionFilter,
     ) -> Result<Vec<(ActionStatus, u64)>, AppError> {
-        let query = match answerable(filter) {
-            Some(window) => counted(self.backend(), tenant, filter, window),
-            None => Some(rows_by_status(self.backend(), tenant, filter)),
+        let (query, connection) = match answerable(filter) {
+            Some(window) => (
+                counted(self.backend(), tenant, filter, window),
+                self.reads_planned_once(),
+            ),
+            None => (
+                Some(rows_by_status(self.backend(), tenant, filter)),
+                self.connection(),
+            ),
         };
         let mut counts: HashMap<ActionStatus, u64> = HashMap::new();
         if let Some(query) = query {
             let statement = self.backend().build(&query);
-            for row in self.connection().query_all_raw(statement).await? {
+            for row in connection.query_all_raw(statement).await? {
                 let (status, n) = status_and_count(&row)?;
                 *counts.entry(status).or_default() += n;
             }
@@ -77,10 +83,15 @@ impl Store {
         tenant: &str,
         filter: &ActionFilter,
     ) -> Result<u64, AppError> {
-        let query = total_from_counters(self.backend(), tenant, filter)
-            .unwrap_or_else(|| rows_total(self.backend(), tenant, filter));
+        let (query, connection) = match total_from_counters(self.backend(), tenant, filter) {
+            Some(query) => (query, self.reads_planned_once()),
+            None => (
+                rows_total(self.backend(), tenant, filter),
+                self.connection(),
+            ),
+        };
         let statement = self.backend().build(&query);
-        let n: i64 = match self.connection().query_one_raw(statement).await? {
+        let n: i64 = match connection.query_one_raw(statement).await? {
             Some(row) => row.try_get("", TOTAL)?,
             None => 0,
         };

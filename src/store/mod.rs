@@ -194,10 +194,16 @@ impl Store {
                     .min_connections(0)
                     .set_application_name(PLANNED_ONCE_APPLICATION_NAME)
                     .map_sqlx_postgres_opts(|opts| {
-                        // A generic plan's estimate, made without the page
-                        // size, can pass `jit_above_cost`: compiling it would
-                        // cost 40 ms at every execution of a 0.5 ms page.
-                        opts.options([("plan_cache_mode", "force_generic_plan"), ("jit", "off")])
+                        // A generic plan's estimate, made without the values,
+                        // can pass `jit_above_cost` or the costs that start
+                        // parallel workers: compiling would cost 40 ms at every
+                        // execution of a 0.5 ms page, and starting workers 8 ms
+                        // at every count of the last 24 hours.
+                        opts.options([
+                            ("plan_cache_mode", "force_generic_plan"),
+                            ("jit", "off"),
+                            ("max_parallel_workers_per_gather", "0"),
+                        ])
                     });
                 connect.max_connections(options.max_connections - n);
                 Some(planned_once)
@@ -309,9 +315,11 @@ impl Store {
     /// values: on PostgreSQL, one that plans each statement once and keeps
     /// the plan, instead of planning it at every execution (the default
     /// when the generic plan's estimate looks dearer, as a page's does: its
-    /// `LIMIT` is a value). Only for statements an index answers in their
-    /// order whatever the values; any other keeps the plans made for its
-    /// values.
+    /// `LIMIT` is a value). Only for statements an index answers whatever
+    /// the values, reading no more than they return: a page an index holds
+    /// in its order, and a count from counters (whose edges, shorter than
+    /// an hour, are ranges of an index too); any other keeps the plans made
+    /// for its values.
     pub(crate) fn reads_planned_once(&self) -> &DatabaseConnection {
         self.planned_once.as_ref().unwrap_or(&self.db)
     }

@@ -765,12 +765,30 @@ async fn a_filter_the_counters_cannot_answer_is_counted_from_the_rows_beside_the
     }
 }
 
+/// The last statement of each session of the gateway's pool named `name`
+/// (`application_name`) on the test's PostgreSQL database; `pg_stat_activity`
+/// keeps the first 1 KiB of each.
+async fn last_statements(admin: &sea_orm::DatabaseConnection, name: &str) -> Vec<String> {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let rows = admin
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT query FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = $1 ORDER BY pid",
+            [name.into()],
+        ))
+        .await
+        .expect("read pg_stat_activity");
+    rows.iter()
+        .map(|row| row.try_get::<String>("", "query").unwrap())
+        .collect()
+}
+
 /// On PostgreSQL, a page whose best plan cannot depend on its values (one
 /// status, say) runs on the connections that keep one plan per statement;
 /// a page of two statuses is planned for its values, on the others.
 async fn only_pages_whose_plan_cannot_depend_on_their_values_keep_one_plan(backend: Backend) {
     use actiongate::{APPLICATION_NAME, PLANNED_ONCE_APPLICATION_NAME};
-    use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
     let app = TestApp::spawn(backend).await;
     let token = writer("tenant-a");
@@ -778,27 +796,8 @@ async fn only_pages_whose_plan_cannot_depend_on_their_values_keep_one_plan(backe
     let admin = sea_orm::Database::connect(app.database.url.as_str())
         .await
         .expect("connect to the test database");
-    // The last statement of each session of the app's pool `name`.
-    let last_statements = |name: &'static str| {
-        let admin = &admin;
-        async move {
-            let rows = admin
-                .query_all_raw(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "SELECT query FROM pg_stat_activity \
-                     WHERE datname = current_database() AND application_name = $1 ORDER BY pid",
-                    [name.into()],
-                ))
-                .await
-                .expect("read pg_stat_activity");
-            rows.iter()
-                .map(|row| row.try_get::<String>("", "query").unwrap())
-                .collect::<Vec<_>>()
-        }
-    };
     // The statuses a page statement filters on: how many placeholders in
-    // its first status condition (that of the total, which leads the text:
-    // `pg_stat_activity` keeps only the first 1 KiB of a statement).
+    // its first status condition (that of the total, which leads the text).
     let statuses_filtered = |statement: &str| {
         let (_, after) = statement.split_once("\"status\" IN (")?;
         let (list, _) = after.split_once(')')?;
@@ -812,7 +811,7 @@ async fn only_pages_whose_plan_cannot_depend_on_their_values_keep_one_plan(backe
     )
     .await;
     assert_eq!(one["totalCount"], json!(1));
-    let kept = last_statements(PLANNED_ONCE_APPLICATION_NAME).await;
+    let kept = last_statements(&admin, PLANNED_ONCE_APPLICATION_NAME).await;
     assert!(
         kept.iter().any(|q| statuses_filtered(q) == Some(1)),
         "the page of one status ran where plans are kept: {kept:#?}"
@@ -826,17 +825,69 @@ async fn only_pages_whose_plan_cannot_depend_on_their_values_keep_one_plan(backe
     .await;
     assert_eq!(two["totalCount"], json!(1));
     assert_eq!(
-        last_statements(PLANNED_ONCE_APPLICATION_NAME).await,
+        last_statements(&admin, PLANNED_ONCE_APPLICATION_NAME).await,
         kept,
         "nothing else ran where plans are kept"
     );
-    let planned = last_statements(APPLICATION_NAME).await;
+    let planned = last_statements(&admin, APPLICATION_NAME).await;
     assert!(
         planned.iter().any(|q| statuses_filtered(q) == Some(2)),
         "the page of two statuses was planned for its values: {planned:#?}"
     );
 }
 
+/// On PostgreSQL, counts the counters answer (a time window: its whole
+/// hours from counters, its edge from an index range) run where plans are
+/// kept; a count of the rows, for a filter the counters cannot answer, is
+/// planned for its values.
+async fn only_counts_from_counters_keep_one_plan(backend: Backend) {
+    use actiongate::{APPLICATION_NAME, PLANNED_ONCE_APPLICATION_NAME};
+
+    let app = TestApp::spawn(backend).await;
+    let token = writer("tenant-a");
+    app.invoke(&token, "blockIp", "ip", "10.0.0.1").await;
+    let admin = sea_orm::Database::connect(app.database.url.as_str())
+        .await
+        .expect("connect to the test database");
+    let total = |body: &Value| -> i64 {
+        let counts = body["data"]["actionCounts"].as_array().expect("counts");
+        counts.iter().map(|c| c["count"].as_i64().unwrap()).sum()
+    };
+    let day_ago = (chrono::Utc::now() - chrono::Duration::hours(24)).to_rfc3339();
+    let counts = "query($filter: ActionFilter) { actionCounts(filter: $filter) { status count } }";
+
+    let window = app
+        .gql(&token, counts, json!({"filter": {"createdAfter": day_ago}}))
+        .await;
+    assert_eq!(total(&window), 1, "{window}");
+    let kept = last_statements(&admin, PLANNED_ONCE_APPLICATION_NAME).await;
+    assert!(
+        kept.iter()
+            .any(|q| q.contains("\"action_counters\"") && q.contains("\"created_at\" >=")),
+        "the window's count ran where plans are kept: {kept:#?}"
+    );
+
+    let by_context = app
+        .gql(
+            &token,
+            counts,
+            json!({"filter": {"clientContext": "case-1"}}),
+        )
+        .await;
+    assert_eq!(total(&by_context), 0, "{by_context}");
+    assert_eq!(
+        last_statements(&admin, PLANNED_ONCE_APPLICATION_NAME).await,
+        kept,
+        "nothing else ran where plans are kept"
+    );
+    let planned = last_statements(&admin, APPLICATION_NAME).await;
+    assert!(
+        planned.iter().any(|q| q.contains("\"client_context\"")),
+        "the count of the rows was planned for its values: {planned:#?}"
+    );
+}
+
+crate::on_postgres!(postgres_counts_plans: only_counts_from_counters_keep_one_plan);
 crate::on_postgres!(postgres_plans: only_pages_whose_plan_cannot_depend_on_their_values_keep_one_plan);
 
 crate::on_both_backends!(
