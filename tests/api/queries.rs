@@ -1,6 +1,7 @@
 //! Queries: `action`, `actions` (filters, ordering, keyset pages),
 //! `actionCounts` and `actionCatalog`.
 
+use actiongate::{APPLICATION_NAME, PLANNED_ONCE_APPLICATION_NAME};
 use serde_json::{Value, json};
 
 use crate::helpers::{
@@ -784,18 +785,39 @@ async fn last_statements(admin: &sea_orm::DatabaseConnection, name: &str) -> Vec
         .collect()
 }
 
-/// On PostgreSQL, a page whose best plan cannot depend on its values (one
-/// status, say) runs on the connections that keep one plan per statement;
-/// a page of two statuses is planned for its values, on the others.
-async fn only_pages_whose_plan_cannot_depend_on_their_values_keep_one_plan(backend: Backend) {
-    use actiongate::{APPLICATION_NAME, PLANNED_ONCE_APPLICATION_NAME};
+/// The last statements of the sessions that plan for the values, once
+/// nothing has run where plans are kept since those were `kept`.
+async fn planned_for_values_only(
+    admin: &sea_orm::DatabaseConnection,
+    kept: &[String],
+) -> Vec<String> {
+    assert_eq!(
+        last_statements(admin, PLANNED_ONCE_APPLICATION_NAME).await,
+        kept,
+        "nothing else ran where plans are kept"
+    );
+    last_statements(admin, APPLICATION_NAME).await
+}
 
+/// An app whose tenant `tenant-a` holds one action, a writer's token of that
+/// tenant, and a connection of the test's own to the app's database.
+async fn one_action_and_an_observer(
+    backend: Backend,
+) -> (TestApp, String, sea_orm::DatabaseConnection) {
     let app = TestApp::spawn(backend).await;
     let token = writer("tenant-a");
     app.invoke(&token, "blockIp", "ip", "10.0.0.1").await;
     let admin = sea_orm::Database::connect(app.database.url.as_str())
         .await
         .expect("connect to the test database");
+    (app, token, admin)
+}
+
+/// On PostgreSQL, a page whose best plan cannot depend on its values (one
+/// status, say) runs on the connections that keep one plan per statement;
+/// a page of two statuses is planned for its values, on the others.
+async fn only_pages_whose_plan_cannot_depend_on_their_values_keep_one_plan(backend: Backend) {
+    let (app, token, admin) = one_action_and_an_observer(backend).await;
     // The statuses a page statement filters on: how many placeholders in
     // its first status condition (that of the total, which leads the text).
     let statuses_filtered = |statement: &str| {
@@ -824,12 +846,7 @@ async fn only_pages_whose_plan_cannot_depend_on_their_values_keep_one_plan(backe
     )
     .await;
     assert_eq!(two["totalCount"], json!(1));
-    assert_eq!(
-        last_statements(&admin, PLANNED_ONCE_APPLICATION_NAME).await,
-        kept,
-        "nothing else ran where plans are kept"
-    );
-    let planned = last_statements(&admin, APPLICATION_NAME).await;
+    let planned = planned_for_values_only(&admin, &kept).await;
     assert!(
         planned.iter().any(|q| statuses_filtered(q) == Some(2)),
         "the page of two statuses was planned for its values: {planned:#?}"
@@ -841,14 +858,7 @@ async fn only_pages_whose_plan_cannot_depend_on_their_values_keep_one_plan(backe
 /// kept; a count of the rows, for a filter the counters cannot answer, is
 /// planned for its values.
 async fn only_counts_from_counters_keep_one_plan(backend: Backend) {
-    use actiongate::{APPLICATION_NAME, PLANNED_ONCE_APPLICATION_NAME};
-
-    let app = TestApp::spawn(backend).await;
-    let token = writer("tenant-a");
-    app.invoke(&token, "blockIp", "ip", "10.0.0.1").await;
-    let admin = sea_orm::Database::connect(app.database.url.as_str())
-        .await
-        .expect("connect to the test database");
+    let (app, token, admin) = one_action_and_an_observer(backend).await;
     let total = |body: &Value| -> i64 {
         let counts = body["data"]["actionCounts"].as_array().expect("counts");
         counts.iter().map(|c| c["count"].as_i64().unwrap()).sum()
@@ -875,12 +885,7 @@ async fn only_counts_from_counters_keep_one_plan(backend: Backend) {
         )
         .await;
     assert_eq!(total(&by_context), 0, "{by_context}");
-    assert_eq!(
-        last_statements(&admin, PLANNED_ONCE_APPLICATION_NAME).await,
-        kept,
-        "nothing else ran where plans are kept"
-    );
-    let planned = last_statements(&admin, APPLICATION_NAME).await;
+    let planned = planned_for_values_only(&admin, &kept).await;
     assert!(
         planned.iter().any(|q| q.contains("\"client_context\"")),
         "the count of the rows was planned for its values: {planned:#?}"
