@@ -43,6 +43,7 @@ mod read;
 mod rows;
 mod secrets;
 mod sql;
+mod stale;
 mod transition;
 mod work;
 
@@ -113,6 +114,8 @@ pub struct Store {
     states_appended: Arc<Notify>,
     /// What other replicas announced (PostgreSQL).
     notices: Arc<notify::Notices>,
+    /// When the server last dropped a connection (PostgreSQL; see `stale`).
+    losses: Arc<stale::Losses>,
 }
 
 impl Store {
@@ -141,6 +144,7 @@ impl Store {
             .set_application_name(APPLICATION_NAME)
             .sqlx_logging(false);
         let is_sqlite = matches!(target, connect::Target::Sqlite { .. });
+        let losses = Arc::new(stale::Losses::new());
         if is_sqlite {
             let busy = options.statement_timeout;
             let max_pages = options
@@ -169,8 +173,12 @@ impl Store {
             });
         } else {
             connect.statement_timeout(options.statement_timeout);
-            connect.map_sqlx_postgres_before_acquire(|connection, _| {
-                Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(connection)) })
+            let losses = losses.clone();
+            connect.map_sqlx_postgres_before_acquire(move |connection, meta| {
+                let fresh = !losses.predates_last(meta.age);
+                Box::pin(
+                    async move { Ok(fresh && !sqlx::Connection::is_in_transaction(connection)) },
+                )
             });
         }
         // PostgreSQL plans a prepared statement afresh at every execution
@@ -236,6 +244,7 @@ impl Store {
             queries,
             states_appended: Arc::new(Notify::new()),
             notices: Arc::new(notify::Notices::new()),
+            losses,
         })
     }
 

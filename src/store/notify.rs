@@ -6,7 +6,8 @@
 //! replica running its attempt stops it at once.
 //!
 //! One connection per process listens ([`Store::listen_for_notices`]) and
-//! reconnects when it drops. The event fan-out and the executor subscribe to
+//! reconnects when it drops; its drop also retires the pooled connections
+//! opened before it (see `stale`), which the server most likely dropped too. The event fan-out and the executor subscribe to
 //! what it hears ([`Store::events_announced`], [`Store::cancels_announced`]).
 //! On SQLite one process owns the database, so there is nothing to hear.
 
@@ -102,11 +103,13 @@ impl Store {
                         Ok(Some(_)) => notices.events.notify_one(),
                         Ok(None) => {
                             warn!("the LISTEN connection dropped; reconnecting");
+                            self.losses.record();
                             notices.events.notify_one();
                             break;
                         }
                         Err(err) => {
                             warn!(error = %err, "the LISTEN connection failed; reconnecting");
+                            self.losses.record();
                             break;
                         }
                     },
