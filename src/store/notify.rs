@@ -7,8 +7,9 @@
 //!
 //! One connection per process listens ([`Store::listen_for_notices`]) and
 //! reconnects when it drops; its drop also retires the pooled connections
-//! opened before it (see `stale`), which the server most likely dropped too. The event fan-out and the executor subscribe to
-//! what it hears ([`Store::events_announced`], [`Store::cancels_announced`]).
+//! opened before it (see `stale`), which the server most likely dropped too.
+//! The event fan-out and the executor subscribe to what it hears
+//! ([`Store::events_announced`], [`Store::cancels_announced`]).
 //! On SQLite one process owns the database, so there is nothing to hear.
 
 use std::time::Duration;
