@@ -77,9 +77,11 @@ pub struct StoreOptions {
 }
 
 /// How the gateway's PostgreSQL sessions name themselves (`application_name`,
-/// in `pg_stat_activity`), and those of the pool that keeps one plan per
-/// statement (see [`Store::reads_planned_once`]).
+/// in `pg_stat_activity`).
 pub const APPLICATION_NAME: &str = "actiongate";
+/// How the sessions of the pool that keeps one plan per statement name
+/// themselves: those serving list pages and counts whose plan cannot depend
+/// on their values (README, "List pages").
 pub const PLANNED_ONCE_APPLICATION_NAME: &str = "actiongate-planned-once";
 
 /// The page size of SQLite databases the gateway creates.
