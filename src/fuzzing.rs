@@ -21,6 +21,7 @@ use crate::auth::Principal;
 use crate::domain::action::NewAction;
 use crate::domain::indicator::Indicator;
 use crate::domain::providers::ProviderDirectory;
+use crate::graphql::documents::ParsedDocuments;
 use crate::graphql::execute::{Arrival, check_request};
 use crate::graphql::inputs::{FilterArgument, InvokeActionInput};
 use crate::graphql::limits::OperationLimits;
@@ -43,8 +44,14 @@ pub fn fuzz_request_body(body: &[u8]) {
 /// The response to `body` as JSON, or the code it was refused with.
 async fn run_body(body: &[u8]) -> Result<serde_json::Value, &'static str> {
     let mut request = request_of_body(body).map_err(|_| "BAD_REQUEST")?;
-    let kind = check_request(&mut request, Arrival::Post, &OperationLimits::DEFAULT, true)
-        .map_err(|refusal| refusal.code)?;
+    let kind = check_request(
+        &mut request,
+        Arrival::Post,
+        &OperationLimits::DEFAULT,
+        true,
+        &ParsedDocuments::default(),
+    )
+    .map_err(|refusal| refusal.code)?;
     if kind == Some(OperationType::Mutation) {
         // A mutation goes to the store before it looks at the caller, and
         // there is none here: it stops once admitted. Its input is fuzzed

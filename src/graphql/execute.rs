@@ -11,12 +11,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
 use async_graphql::{Request, Response, ServerError, Value};
 use futures_util::{Stream, StreamExt};
 use uuid::Uuid;
 
 use super::ActionSchema;
+use super::documents::ParsedDocuments;
 use super::limits::{
     LimitExceeded, OperationLimits, asks_for_introspection, check_document, check_size,
 };
@@ -170,6 +171,8 @@ pub(crate) struct Pipeline {
     introspection: bool,
     /// The deadline of a query or mutation (a subscription's lives on).
     request_timeout: Duration,
+    /// The documents parsed before, by their text.
+    documents: ParsedDocuments,
 }
 
 impl Pipeline {
@@ -186,6 +189,7 @@ impl Pipeline {
             limits,
             introspection,
             request_timeout,
+            documents: ParsedDocuments::default(),
         }
     }
 
@@ -195,7 +199,13 @@ impl Pipeline {
         request: &mut Request,
         arrival: Arrival,
     ) -> Result<Option<OperationType>, Refusal> {
-        check_request(request, arrival, &self.limits, self.introspection)
+        check_request(
+            request,
+            arrival,
+            &self.limits,
+            self.introspection,
+            &self.documents,
+        )
     }
 
     /// Runs a checked request to its one response, within the deadline.
@@ -207,7 +217,7 @@ impl Pipeline {
     ) -> Result<Executed, DeadlinePassed> {
         let operation = OperationLabel::of(&mut request);
         trace::record_operation(operation.kind, operation.name.as_deref());
-        let shape = Shape::of(&mut request);
+        let shape = Shape::of(&mut request, &self.documents);
         let started = Instant::now();
         let request = self.attach(request, principal, request_id);
         let executed =
@@ -234,7 +244,7 @@ impl Pipeline {
     ) -> impl Stream<Item = Result<Executed, DeadlinePassed>> + Send + 'static {
         let operation = OperationLabel::of(&mut request);
         trace::record_operation(operation.kind, operation.name.as_deref());
-        let shape = Shape::of(&mut request);
+        let shape = Shape::of(&mut request, &self.documents);
         let started = Instant::now();
         let mut recorded = false;
         let mut responses = self
@@ -279,14 +289,18 @@ impl Pipeline {
 /// What a response is put in the shape of: the request's document and the
 /// operation it runs (see `order`).
 struct Shape {
-    document: Option<async_graphql::parser::types::ExecutableDocument>,
+    document: Option<Arc<ExecutableDocument>>,
     operation_name: Option<String>,
 }
 
 impl Shape {
-    fn of(request: &mut Request) -> Shape {
+    fn of(request: &mut Request, documents: &ParsedDocuments) -> Shape {
+        let document = match documents.kept(&request.query) {
+            Some(kept) => Some(kept),
+            None => request.parsed_query().ok().cloned().map(Arc::new),
+        };
         Shape {
-            document: request.parsed_query().ok().cloned(),
+            document,
             operation_name: request.operation_name.clone(),
         }
     }
@@ -337,11 +351,14 @@ fn record(
 /// `limits` and, unless allowed, introspection. Returns the type of the
 /// operation that will run, when the document parses and names one; a
 /// document that does not parse is left to execution, which reports it.
+/// The document is parsed once its text has passed the checks that bound
+/// the parser, or taken from the `documents` parsed before.
 pub(crate) fn check_request(
     request: &mut Request,
     arrival: Arrival,
     limits: &OperationLimits,
     introspection: bool,
+    documents: &ParsedDocuments,
 ) -> Result<Option<OperationType>, Refusal> {
     check_size(&request.query, limits)?;
     // Before anything recurses through the document or the variables.
@@ -349,6 +366,7 @@ pub(crate) fn check_request(
     nesting::check_variables(&request.variables, MAX_NESTING)?;
     let operation_name = request.operation_name.clone();
     let variables = request.variables.clone();
+    documents.parse_into(request);
     let Ok(document) = request.parsed_query() else {
         return Ok(None);
     };

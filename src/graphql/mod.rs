@@ -10,6 +10,7 @@ use async_graphql::{Schema, SchemaBuilder};
 
 pub(crate) mod connection;
 pub(crate) mod context;
+pub(crate) mod documents;
 pub(crate) mod execute;
 pub(crate) mod inputs;
 pub(crate) mod limits;

@@ -525,6 +525,56 @@ async fn internal_errors_carry_a_request_id_and_nothing_of_the_internals(backend
         .unwrap();
 }
 
+/// Documents parsed once are kept by their text; every check that depends on
+/// the request still runs each time the text comes again.
+async fn a_document_sent_again_is_checked_again_with_its_variables_and_method(backend: Backend) {
+    let app = TestApp::builder(backend)
+        .configure(|c| c.http.limits.max_complexity = 100)
+        .spawn()
+        .await;
+    let token = writer("tenant-a");
+    let page = "query Page($n: Int) { actions(first: $n) { nodes { id name status } } }";
+    let page_of = |n: i64| {
+        app.post_graphql(
+            Some(&token),
+            json!({ "query": page, "variables": { "n": n } }),
+        )
+    };
+    // complexity: 1 + 24 × 4 = 97, and 1 + 25 × 4 = 101
+    for (n, status, refused) in [(24, 200, false), (25, 400, true), (24, 200, false)] {
+        let response = page_of(n).await;
+        assert_eq!(response.status().as_u16(), status, "first: {n}");
+        let body: Value = response.json().await.unwrap();
+        match refused {
+            true => assert_eq!(error_code(&body), "QUERY_TOO_COMPLEX", "{body}"),
+            false => assert_no_errors(&body),
+        }
+    }
+    // A mutation kept from a POST is still refused over GET, and does not run.
+    let (status, body) = send(&app, INVOKE).await;
+    assert_eq!(status, 200, "{body}");
+    let over_get = app
+        .client
+        .get(app.url("/graphql"))
+        .query(&[("query", INVOKE)])
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(over_get.status().as_u16(), 405);
+    let body: Value = over_get.json().await.unwrap();
+    assert_eq!(error_code(&body), "METHOD_NOT_ALLOWED");
+    assert_eq!(total_count(&app, &token).await, 1);
+    // A text that does not parse is reported as before, each time.
+    for _ in 0..2 {
+        let (status, body) = send(&app, "{ actions(first: ").await;
+        // Over `application/json` a request error is HTTP 200, with no data.
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("data").is_none(), "{body}");
+        assert_eq!(error_code(&body), "GRAPHQL_VALIDATION_FAILED", "{body}");
+    }
+}
+
 crate::on_both_backends!(
     each_operation_limit_passes_just_under_and_refuses_just_over,
     the_default_limits_refuse_alias_floods_field_floods_and_batches,
@@ -536,4 +586,5 @@ crate::on_both_backends!(
     slow_database_work_ends_with_timeout_and_leaves_the_pool_usable,
     internal_errors_carry_a_request_id_and_nothing_of_the_internals,
     readiness_answers_503_at_once_while_the_database_does_not_answer,
+    a_document_sent_again_is_checked_again_with_its_variables_and_method,
 );
