@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::domain::action::{Parameter, StateChange};
 use crate::error::AppError;
-use crate::store::{Parts, PartsWanted, Store};
+use crate::store::{FieldsWanted, Parts, PartsWanted, Store};
 
 /// The loaders of one request (over WebSocket, of one operation). Each caches
 /// what it loaded for the request's lifetime, so a list can load the parts of
@@ -59,6 +59,38 @@ pub(crate) fn parts_wanted(action: &Lookahead<'_>) -> PartsWanted {
     }
 }
 
+/// The fields of `SecurityAction` that every page reads, or reads from
+/// other tables (see [`parts_wanted`]).
+#[cfg(test)]
+const READ_WITH_EVERY_PAGE: [&str; 8] = [
+    "id",
+    "name",
+    "status",
+    "azureTenantId",
+    "createdDateTime",
+    "lastActionDateTime",
+    "parameters",
+    "states",
+];
+
+/// Which of an action's own fields, beyond those every page reads, the
+/// selection `action` (a `SecurityAction`) asks for.
+pub(crate) fn fields_wanted(action: &Lookahead<'_>) -> FieldsWanted {
+    let asks = |field: &str| action.field(field).exists();
+    FieldsWanted {
+        app_id: asks("appId"),
+        user: asks("user"),
+        action_reason: asks("actionReason"),
+        vendor: asks("vendorInformation"),
+        client_context: asks("clientContext"),
+        error: asks("errorInfo"),
+        completed_at: asks("completedDateTime"),
+        cancel_requested_at: asks("cancelRequestedDateTime"),
+        // Not a field: the executor's.
+        trace_context: false,
+    }
+}
+
 /// The store, scoped to one tenant.
 pub(crate) struct TenantStore {
     store: Store,
@@ -85,5 +117,50 @@ impl Loader<Uuid> for StatesLoader {
 
     async fn load(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, Vec<StateChange>>, Self::Error> {
         Ok(self.0.store.states_of(&self.0.tenant, ids).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::READ_WITH_EVERY_PAGE;
+
+    /// The fields [`super::fields_wanted`] reads only when asked for.
+    const READ_WHEN_ASKED: [&str; 8] = [
+        "appId",
+        "user",
+        "actionReason",
+        "vendorInformation",
+        "clientContext",
+        "errorInfo",
+        "completedDateTime",
+        "cancelRequestedDateTime",
+    ];
+
+    /// A field added to `SecurityAction` must be placed in one of the two
+    /// lists, or a page would answer it from a column it did not read.
+    #[test]
+    fn every_field_of_an_action_is_read_by_every_page_or_when_asked() {
+        let sdl = crate::graphql::sdl();
+        let start = sdl.find("type SecurityAction {").expect("the type");
+        let body = &sdl[start..];
+        let body = &body[body.find('{').unwrap() + 1..body.find("\n}").unwrap()];
+        let mut fields: Vec<&str> = body
+            .lines()
+            .map(str::trim)
+            // A field's line is its name, then its arguments or its type;
+            // descriptions are prose.
+            .filter_map(|line| {
+                let end = line.find(|c: char| !c.is_ascii_alphanumeric() && c != '_')?;
+                matches!(line[end..].chars().next(), Some(':' | '(')).then(|| &line[..end])
+            })
+            .collect();
+        fields.sort_unstable();
+        let mut known: Vec<&str> = READ_WITH_EVERY_PAGE
+            .iter()
+            .chain(READ_WHEN_ASKED.iter())
+            .copied()
+            .collect();
+        known.sort_unstable();
+        assert_eq!(fields, known);
     }
 }

@@ -5,7 +5,7 @@ use async_graphql::{Context, ID, Object};
 use super::connection::SecurityActionConnection;
 use super::context::{principal, services};
 use super::inputs::{ActionOrderInput, FilterArgument, parse_id};
-use super::loaders::{RequestLoaders, parts_wanted};
+use super::loaders::{RequestLoaders, fields_wanted, parts_wanted};
 use super::types::{ActionDefinitionType, SecurityAction, StatusCount};
 use crate::domain::catalog::CATALOG;
 use crate::domain::page::{ActionOrder, PageRequest};
@@ -60,6 +60,8 @@ impl Query {
             parameters: listed.parameters || edged.parameters,
             states: listed.states || edged.states,
         };
+        // And of each action's own fields, those any node asks for.
+        let fields = fields_wanted(&nodes).or(fields_wanted(&edges.field("node")));
         // And the total, when selected: with the page when the counters can
         // answer the filter (see `SecurityActionConnection::total_count`).
         let with_total = connection.field("totalCount").exists();
@@ -70,6 +72,7 @@ impl Query {
                 &filter,
                 order,
                 &request,
+                fields,
                 wanted,
                 with_total,
             )

@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::Store;
 use super::counts::{TOTAL, total_from_counters};
 use super::entities::{action, parameter, state};
+use super::fields::{self, FieldsWanted, action_from_row};
 use super::filter_sql::tenant_condition;
 use super::parts::{Parts, PartsWanted, with_parts};
 use crate::domain::action::{Action, Parameter, StateChange};
@@ -74,7 +75,14 @@ impl Store {
     ) -> Result<Option<(Action, Parts)>, AppError> {
         let statement = lookup_statement(self.backend(), tenant, id, wanted);
         let mut read = self
-            .read_actions(self.connection(), statement, wanted, 1, false)
+            .read_actions(
+                self.connection(),
+                statement,
+                FieldsWanted::ALL,
+                wanted,
+                1,
+                false,
+            )
             .await?;
         Ok(read.actions.pop().map(|action| (action, read.parts)))
     }
@@ -147,15 +155,21 @@ impl Store {
     }
 
     /// One page of the actions of `tenant` that pass `filter`, in `order`,
-    /// and, when `with_total` and the counters can answer `filter`, how many
-    /// pass it, in the same statement.
+    /// with the `fields` and the parts `wanted`, and, when `with_total` and
+    /// the counters can answer `filter`, how many pass it, in the same
+    /// statement.
     #[instrument(level = "debug", skip(self, filter), fields(db.system = self.db_system()))]
+    // What to read of each action is two sets of its own (its columns and
+    // its parts) beside the page's request; a struct for them would only
+    // be taken apart here.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn list_actions(
         &self,
         tenant: &str,
         filter: &ActionFilter,
         order: ActionOrder,
         page: &PageRequest,
+        fields: FieldsWanted,
         wanted: PartsWanted,
         with_total: bool,
     ) -> Result<ActionPage, AppError> {
@@ -171,7 +185,7 @@ impl Store {
             Direction::Desc => Order::Desc,
         };
         let mut query =
-            action::Entity::find().filter(tenant_condition(self.backend(), tenant, filter));
+            fields::select(fields).filter(tenant_condition(self.backend(), tenant, filter));
         if let Some(cursor) = &page.cursor {
             query = query.filter(beyond(key, cursor, read_direction, false));
         }
@@ -207,6 +221,7 @@ impl Store {
             .read_actions(
                 connection,
                 statement,
+                fields,
                 wanted,
                 page.size as usize + 1,
                 counted,
@@ -254,13 +269,14 @@ impl Store {
         Ok(found.is_some())
     }
 
-    /// Runs `statement` (of whole action rows and the parts `wanted`, see
-    /// [`with_parts`]; and the total, when `counted`, see [`beside_total`])
-    /// on `connection` and decodes what it read.
+    /// Runs `statement` (of the action columns of `fields` and the parts
+    /// `wanted`, see [`with_parts`]; and the total, when `counted`, see
+    /// [`beside_total`]) on `connection` and decodes what it read.
     async fn read_actions(
         &self,
         connection: &DatabaseConnection,
         statement: Statement,
+        fields: FieldsWanted,
         wanted: PartsWanted,
         expected: usize,
         counted: bool,
@@ -279,7 +295,7 @@ impl Store {
                     continue;
                 }
             }
-            let action = Action::try_from(action::Model::from_query_result(&row, "")?)?;
+            let action = action_from_row(&row, fields)?;
             parts.read_from(&row, action.id)?;
             actions.push(action);
         }
@@ -372,7 +388,9 @@ struct Read {
 
 /// The lookup of the action `id` of `tenant` with the parts `wanted`.
 fn lookup(backend: DbBackend, tenant: &str, id: Uuid, wanted: PartsWanted) -> SelectStatement {
-    let query = action::Entity::find_by_id(id).filter(action::Column::TenantId.eq(tenant));
+    let query = fields::select(FieldsWanted::ALL)
+        .filter(action::Column::Id.eq(id))
+        .filter(action::Column::TenantId.eq(tenant));
     with_parts(backend, query, wanted)
 }
 

@@ -647,11 +647,67 @@ async fn shutdown_gives_back_the_leases_of_attempts_that_outlast_the_grace_perio
     assert_eq!(receiver.count(&id, "execute"), 2);
 }
 
+/// Every field of an action, as a page reads only the columns its selection
+/// asks for and a lookup reads them all.
+const EVERY_FIELD: &str = "id name actionReason parameters { name value }
+    vendorInformation { provider providerVersion subProvider vendor } clientContext appId
+    azureTenantId user status errorInfo { code message subcode } states { status }
+    createdDateTime lastActionDateTime completedDateTime cancelRequestedDateTime";
+
+async fn a_page_asking_for_every_field_answers_as_the_lookup_does(backend: Backend) {
+    let receiver = WebhookReceiver::start(|_, _| Reply::status(400)).await;
+    let app = TestApp::builder(backend)
+        .with_executor()
+        .providers(&receiver.provider_toml("2s"))
+        .spawn()
+        .await;
+    let token = writer("tenant-a");
+    let invoked = app
+        .gql(
+            &token,
+            "mutation { invokeAction(input: {name: \"blockIp\", actionReason: \"phishing wave\",
+                clientContext: \"ticket-42\", parameters: [{name: \"ip\", value: \"198.51.100.8\"}]}) { id } }",
+            json!({}),
+        )
+        .await;
+    let id = invoked["data"]["invokeAction"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.wait_for_status(&token, &id, "FAILED").await;
+
+    let lookup = app
+        .gql(
+            &token,
+            &format!("query($id: ID!) {{ action(id: $id) {{ {EVERY_FIELD} }} }}"),
+            json!({ "id": id }),
+        )
+        .await;
+    let action = &lookup["data"]["action"];
+    assert_eq!(action["errorInfo"]["code"], 400, "{lookup}");
+    assert_eq!(action["clientContext"], "ticket-42");
+    assert!(action["completedDateTime"].is_string());
+    for shape in [
+        format!("{{ actions {{ nodes {{ {EVERY_FIELD} }} }} }}"),
+        format!("{{ actions {{ edges {{ node {{ {EVERY_FIELD} }} }} }} }}"),
+        format!("{{ actions {{ nodes {{ id }} edges {{ node {{ {EVERY_FIELD} }} }} }} }}"),
+    ] {
+        let page = app.gql(&token, &shape, json!({})).await;
+        let connection = &page["data"]["actions"];
+        let node = match connection["nodes"][0]["name"].is_null() {
+            true => &connection["edges"][0]["node"],
+            false => &connection["nodes"][0],
+        };
+        assert_eq!(node, action, "{shape}");
+    }
+}
+
 crate::on_both_backends!(
     a_blocked_ip_lands_in_the_blocklist_and_cancel_lifts_it,
     an_indicator_held_by_two_actions_stays_until_both_are_canceled,
     a_webhook_is_signed_and_retried_through_server_errors,
     a_webhook_client_error_fails_the_action_at_once,
+    a_page_asking_for_every_field_answers_as_the_lookup_does,
     a_webhook_slower_than_the_timeout_is_retried_then_fails,
     retry_after_is_honoured,
     cancel_of_a_running_action_stops_the_attempt_and_reverts,

@@ -21,7 +21,7 @@ use crate::domain::action::Action;
 use crate::domain::page::{Cursor, PageRequest};
 use crate::error::{AppError, codes};
 use crate::http::HttpState;
-use crate::store::{Invoked, PartsWanted, Store};
+use crate::store::{FieldsWanted, Invoked, PartsWanted, Store};
 
 /// `GET /beta/security/securityActions`: a page of the caller's tenant's
 /// actions.
@@ -65,6 +65,7 @@ pub(super) async fn list(
                 &filter,
                 order,
                 &request,
+                FieldsWanted::ALL,
                 PartsWanted::NONE,
                 options.count,
             )
