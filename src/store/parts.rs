@@ -62,9 +62,10 @@ impl Parts {
     }
 }
 
-/// `query` (of whole action rows) with the parts `wanted` as extra columns:
-/// a correlated subquery per part, aggregating the part's rows of each action
-/// into one JSON list, so the actions and their parts come in one round trip.
+/// `query` (of actions' columns, see `fields`) with the parts `wanted` as
+/// extra columns: a correlated subquery per part, aggregating the part's rows
+/// of each action into one JSON list, so the actions and their parts come in
+/// one round trip.
 /// Both backends evaluate the subqueries only for the rows the statement
 /// returns (after its `LIMIT`).
 pub(super) fn with_parts(

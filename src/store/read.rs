@@ -396,7 +396,7 @@ fn lookup(backend: DbBackend, tenant: &str, id: Uuid, wanted: PartsWanted) -> Se
 
 /// [`lookup`] as a statement. Its text depends only on the backend and the
 /// parts wanted, so each is built once and kept: the most frequent read does
-/// not rebuild 26 columns and two subqueries of SQL every time.
+/// not rebuild 19 columns and two subqueries of SQL every time.
 fn lookup_statement(backend: DbBackend, tenant: &str, id: Uuid, wanted: PartsWanted) -> Statement {
     static TEXTS: [OnceLock<String>; 12] = [const { OnceLock::new() }; 12];
     let by_backend = match backend {
