@@ -73,22 +73,35 @@ const READ_WITH_EVERY_PAGE: [&str; 8] = [
     "states",
 ];
 
+/// Marks in [`FieldsWanted`] the part of an action one field is read from.
+type MarkRead = fn(&mut FieldsWanted);
+
+/// The fields of `SecurityAction` that a page reads only when asked for,
+/// each with the part of the action it is read from.
+const READ_WHEN_ASKED: [(&str, MarkRead); 8] = [
+    ("appId", |wanted| wanted.app_id = true),
+    ("user", |wanted| wanted.user = true),
+    ("actionReason", |wanted| wanted.action_reason = true),
+    ("vendorInformation", |wanted| wanted.vendor = true),
+    ("clientContext", |wanted| wanted.client_context = true),
+    ("errorInfo", |wanted| wanted.error = true),
+    ("completedDateTime", |wanted| wanted.completed_at = true),
+    ("cancelRequestedDateTime", |wanted| {
+        wanted.cancel_requested_at = true
+    }),
+];
+
 /// Which of an action's own fields, beyond those every page reads, the
-/// selection `action` (a `SecurityAction`) asks for.
+/// selection `action` (a `SecurityAction`) asks for. (Its trace context is
+/// no field: the executor's.)
 pub(crate) fn fields_wanted(action: &Lookahead<'_>) -> FieldsWanted {
-    let asks = |field: &str| action.field(field).exists();
-    FieldsWanted {
-        app_id: asks("appId"),
-        user: asks("user"),
-        action_reason: asks("actionReason"),
-        vendor: asks("vendorInformation"),
-        client_context: asks("clientContext"),
-        error: asks("errorInfo"),
-        completed_at: asks("completedDateTime"),
-        cancel_requested_at: asks("cancelRequestedDateTime"),
-        // Not a field: the executor's.
-        trace_context: false,
+    let mut wanted = FieldsWanted::default();
+    for (field, read) in READ_WHEN_ASKED {
+        if action.field(field).exists() {
+            read(&mut wanted);
+        }
     }
+    wanted
 }
 
 /// The store, scoped to one tenant.
@@ -122,19 +135,7 @@ impl Loader<Uuid> for StatesLoader {
 
 #[cfg(test)]
 mod tests {
-    use super::READ_WITH_EVERY_PAGE;
-
-    /// The fields [`super::fields_wanted`] reads only when asked for.
-    const READ_WHEN_ASKED: [&str; 8] = [
-        "appId",
-        "user",
-        "actionReason",
-        "vendorInformation",
-        "clientContext",
-        "errorInfo",
-        "completedDateTime",
-        "cancelRequestedDateTime",
-    ];
+    use super::{READ_WHEN_ASKED, READ_WITH_EVERY_PAGE};
 
     /// A field added to `SecurityAction` must be placed in one of the two
     /// lists, or a page would answer it from a column it did not read.
@@ -157,8 +158,8 @@ mod tests {
         fields.sort_unstable();
         let mut known: Vec<&str> = READ_WITH_EVERY_PAGE
             .iter()
-            .chain(READ_WHEN_ASKED.iter())
             .copied()
+            .chain(READ_WHEN_ASKED.iter().map(|(field, _)| *field))
             .collect();
         known.sort_unstable();
         assert_eq!(fields, known);
